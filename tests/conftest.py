@@ -1,0 +1,38 @@
+"""Shared test fixtures.
+
+``../shared`` (beside the checkout) holds real data; tests that need it use the ``shared_dir``
+fixture (or ``require_shared``) and skip, saying why, when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REIDLAB_SHARED", REPO.parent / "shared")).resolve()
+
+
+def require_shared(*parts: str) -> Path:
+    """Path under ../shared, or skip the test saying what is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} is absent: this test needs the project's ../shared material")
+    return p
+
+
+@pytest.fixture
+def shared_dir():
+    return require_shared()
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A small synthetic dataset generated once per test session (per xdist worker)."""
+    from reidlab.datasets.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, num_ids=12, seed=0)
+    return root
