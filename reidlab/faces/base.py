@@ -1,0 +1,216 @@
+"""The face-detector interface every backend implements, and the registry ``build_detector``.
+
+A detector maps a list of RGB uint8 images ``(H, W, 3)`` (sizes may differ) to one float32 array
+``(K, 5)`` per image: ``x1, y1, x2, y2, score`` in the ORIGINAL image's pixels, clipped to the image,
+sorted by descending score. ``K`` may be 0.
+
+Shared post-processing (done here, once, for every backend) is controlled by keyword parameters that
+every backend accepts and that are part of the detector's cache key:
+
+* ``threshold``: minimum score kept;
+* ``head_region``: if set (a fraction of the crop height, e.g. ``0.45``), drop boxes whose centre lies
+  below that fraction of the image: in a pedestrian crop the face is in the upper part, so a box near
+  the feet is a false positive. ``None`` keeps all boxes (the right choice for ordinary photos);
+* ``min_rel_size`` / ``max_rel_size``: drop boxes whose height is outside these fractions of the image
+  height (``None`` = no bound);
+* ``max_faces``: keep at most this many boxes (highest scores) per image.
+
+>>> from reidlab.faces import build_detector
+>>> det = build_detector("centerface", upscale=2.0, threshold=0.5)     # doctest: +SKIP
+>>> det.detect_batch([img])[0]            # (K, 5) float32              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from reidlab.errors import ImageReadError, ReidlabError
+
+log = logging.getLogger(__name__)
+
+# name -> "module:class"; imported lazily so ``import reidlab.faces`` stays light.
+_REGISTRY: dict[str, str] = {
+    "centerface": "reidlab.faces.centerface:CenterFaceDetector",
+    "mtcnn": "reidlab.faces.mtcnn:MTCNNDetector",
+    "oracle": "reidlab.faces.oracle:OracleDetector",
+    "onnx": "reidlab.faces.external:OnnxFileDetector",
+    "torch": "reidlab.faces.external:TorchFileDetector",
+    "union": "reidlab.faces.ensemble:UnionDetector",
+}
+
+EMPTY = np.zeros((0, 5), dtype=np.float32)
+
+
+class DetectorError(ReidlabError):
+    """A detector was misconfigured or its model file does not follow the documented contract."""
+
+
+def available_detectors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_detector(name: str, **params) -> "Detector":
+    """Build detector ``name`` (centerface, mtcnn, oracle, onnx, torch) with keyword ``params``.
+
+    Raises:
+        DetectorError: unknown name (the message lists the known ones).
+    """
+    key = name.lower()
+    if key not in _REGISTRY:
+        raise DetectorError(f"unknown face detector {name!r}; known: {', '.join(available_detectors())}")
+    mod, cls = _REGISTRY[key].split(":")
+    return getattr(importlib.import_module(mod), cls)(**params)
+
+
+def as_rgb_image(img, index: int = 0) -> np.ndarray:
+    """Validate/convert one input image to RGB uint8 ``(H, W, 3)`` (gray and RGBA are converted).
+
+    Raises:
+        ImageReadError: ``None``, an empty array, or an array that is not an image.
+    """
+    from reidlab.imageio import to_rgb_uint8
+
+    if img is None:
+        raise ImageReadError(f"image #{index}: got None instead of an RGB uint8 array")
+    arr = np.asarray(img)
+    if arr.size == 0 or arr.ndim < 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageReadError(f"image #{index}: empty image of shape {arr.shape}")
+    return to_rgb_uint8(arr, name=f"image #{index}")
+
+
+def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Clip ``(K, >=4)`` boxes to ``[0, width] x [0, height]`` and drop those left with no area."""
+    boxes = np.asarray(boxes, dtype=np.float32).copy()
+    if boxes.size == 0:
+        return EMPTY.copy()
+    boxes[:, 0:4:2] = boxes[:, 0:4:2].clip(0, width)
+    boxes[:, 1:4:2] = boxes[:, 1:4:2].clip(0, height)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[keep]
+
+
+def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression of ``(K, 5)`` boxes; returns the kept rows sorted by score.
+
+    Written in numpy (10 lines) rather than calling ``torchvision.ops.nms`` so that the ONNX backends
+    never import torch; the result is the same greedy algorithm (tests compare against torchvision).
+    """
+    boxes = np.asarray(boxes, dtype=np.float32)
+    if len(boxes) == 0:
+        return EMPTY.copy()
+    order = np.argsort(-boxes[:, 4], kind="stable")
+    boxes = boxes[order]
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = (x2 - x1) * (y2 - y1)
+    keep = np.ones(len(boxes), dtype=bool)
+    for i in range(len(boxes)):
+        if not keep[i]:
+            continue
+        w = (np.minimum(x2[i], x2[i + 1:]) - np.maximum(x1[i], x1[i + 1:])).clip(0)
+        h = (np.minimum(y2[i], y2[i + 1:]) - np.maximum(y1[i], y1[i + 1:])).clip(0)
+        inter = w * h
+        ovr = inter / np.maximum(area[i] + area[i + 1:] - inter, 1e-12)
+        keep[i + 1:] &= ovr < iou
+    return boxes[keep]
+
+
+class Detector:
+    """Base class: subclasses implement :meth:`_detect` on validated RGB uint8 images.
+
+    Attributes:
+        name: the backend name (``"centerface"``, ...), used in caches and result tables.
+        params: every parameter that changes the output (JSON-serialisable); the cache key.
+        cacheable: whether :func:`reidlab.faces.detect_split` may cache results by image content.
+    """
+
+    name = "base"
+    cacheable = True
+
+    def __init__(
+        self,
+        *,
+        upscale: float = 1.0,
+        threshold: float = 0.5,
+        head_region: float | None = None,
+        min_rel_size: float | None = None,
+        max_rel_size: float | None = None,
+        max_faces: int | None = None,
+    ) -> None:
+        if upscale <= 0:
+            raise DetectorError(f"{self.name}: upscale must be > 0, got {upscale}")
+        if not 0.0 <= threshold <= 1.0:
+            raise DetectorError(f"{self.name}: threshold must be in [0, 1], got {threshold}")
+        if head_region is not None and not 0.0 < head_region <= 1.0:
+            raise DetectorError(f"{self.name}: head_region must be in (0, 1] or None, got {head_region}")
+        self.params: dict = {
+            "upscale": float(upscale),
+            "threshold": float(threshold),
+            "head_region": None if head_region is None else float(head_region),
+            "min_rel_size": None if min_rel_size is None else float(min_rel_size),
+            "max_rel_size": None if max_rel_size is None else float(max_rel_size),
+            "max_faces": None if max_faces is None else int(max_faces),
+        }
+        self.calls = 0  # number of detect_batch calls (tests use it to prove caching)
+
+    # --- public API -------------------------------------------------------------------------
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Detect faces in each image. Returns one float32 ``(K, 5)`` array per image (original px)."""
+        self.calls += 1
+        imgs = [as_rgb_image(im, i) for i, im in enumerate(images)]
+        if not imgs:
+            return []
+        raw = self._detect(imgs)
+        return [self.postprocess(b, im.shape[0], im.shape[1]) for b, im in zip(raw, imgs)]
+
+    def detect_paths(self, paths: Sequence[str]) -> list[np.ndarray]:
+        """Detect faces in image files (read with :func:`reidlab.imageio.read_rgb`)."""
+        from reidlab.imageio import read_rgb
+
+        return self.detect_batch([read_rgb(p) for p in paths])
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.detect_batch([image])[0]
+
+    @property
+    def key(self) -> str:
+        """Short hash of name + params: the cache folder of this configuration."""
+        blob = json.dumps({"name": self.name, "params": self.params}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+    # --- for subclasses ---------------------------------------------------------------------
+    def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def postprocess(self, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Threshold, clip, head-region / size filters, max_faces; sorted by descending score."""
+        p = self.params
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+        boxes = boxes[boxes[:, 4] >= p["threshold"]]
+        boxes = clip_boxes(boxes, height, width)
+        if len(boxes) == 0:
+            return EMPTY.copy()
+        bh = boxes[:, 3] - boxes[:, 1]
+        keep = np.ones(len(boxes), dtype=bool)
+        if p["head_region"] is not None:
+            keep &= (boxes[:, 1] + boxes[:, 3]) / 2 <= p["head_region"] * height
+        if p["min_rel_size"] is not None:
+            keep &= bh >= p["min_rel_size"] * height
+        if p["max_rel_size"] is not None:
+            keep &= bh <= p["max_rel_size"] * height
+        boxes = boxes[keep]
+        boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
+        if p["max_faces"] is not None:
+            boxes = boxes[: p["max_faces"]]
+        return np.ascontiguousarray(boxes, dtype=np.float32)

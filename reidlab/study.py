@@ -1,0 +1,121 @@
+"""The study runner: execute the parameterized notebooks with papermill, collect what they
+write, and check results against a committed baseline.
+
+``reidlab study`` (``make study``) runs every notebook in ``notebooks/`` (sorted by name) into
+``papermill_runs/<run-id>/`` and prints where they are. Each notebook takes the parameters
+``smoke`` (tiny, for tests), ``out_dir`` (where it writes tables and figures) and its own; a
+parameter a notebook does not declare is not passed to it (papermill would only warn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO / "notebooks"
+RUNS_DIR = REPO / "papermill_runs"
+BASELINE_DIR = RUNS_DIR / "baselines"
+
+
+def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("_"))
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """Names declared in the notebook's cell tagged ``parameters``."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)))
+
+
+def new_run_id(prefix: str = "run") -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None,
+                 kernel: str | None = None, progress: bool = True) -> Path:
+    """Execute one notebook with papermill into ``out_dir/<name>`` and return that path.
+
+    Only parameters the notebook declares are passed; ``out_dir`` is always set to a folder
+    named after the notebook inside ``out_dir`` when the notebook declares it.
+    """
+    import papermill as pm
+
+    path, out_dir = Path(path), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    declared = notebook_parameters(path)
+    params = {"out_dir": str(out_dir / path.stem)} | dict(parameters or {})
+    params = {k: v for k, v in params.items() if k in declared}
+    out = out_dir / path.name
+    log.info("executing %s -> %s with %s", path.name, out, params)
+    pm.execute_notebook(str(path), str(out), parameters=params, kernel_name=kernel,
+                        progress_bar=progress, cwd=str(path.parent), log_output=False)
+    return out
+
+
+def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
+              parameters: dict | None = None, per_notebook: dict[str, dict] | None = None,
+              runs_dir: Path = RUNS_DIR, kernel: str | None = None, keep_going: bool = False) -> dict:
+    """Run ``notebooks`` (default: all) into ``runs_dir/run_id``; returns a summary dict
+    (also written as ``summary.json``) with each notebook's output path, status and seconds."""
+    notebooks = list_notebooks() if notebooks is None else [Path(p) for p in notebooks]
+    run_dir = Path(runs_dir) / (run_id or new_run_id())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"run_dir": str(run_dir), "parameters": parameters or {}, "notebooks": []}
+    for nb in notebooks:
+        # headless: notebooks with sliders render static figures instead
+        params = {"interactive": False} | dict(parameters or {}) | dict((per_notebook or {}).get(nb.stem, {}))
+        t0 = time.perf_counter()
+        entry = {"notebook": nb.name, "output": str(run_dir / nb.name)}
+        try:
+            run_notebook(nb, run_dir, params, kernel=kernel)
+            entry["status"] = "ok"
+        except Exception as e:  # papermill's PapermillExecutionError carries the cell and traceback
+            entry["status"] = "failed"
+            entry["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            if not keep_going:
+                entry["seconds"] = round(time.perf_counter() - t0, 1)
+                summary["notebooks"].append(entry)
+                _write_summary(run_dir, summary)
+                raise
+        entry["seconds"] = round(time.perf_counter() - t0, 1)
+        summary["notebooks"].append(entry)
+        _write_summary(run_dir, summary)
+    return summary
+
+
+def _write_summary(run_dir: Path, summary: dict) -> None:
+    (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def check_regression(results_csv: Path, baseline_csv: Path, *, keys=("model", "condition", "seed"),
+                     columns=("mAP", "rank1"), tolerance: float = 2.0):
+    """Compare a results table with a baseline table row by row.
+
+    Rows are matched on ``keys``; a metric differing by more than ``tolerance`` points, or a
+    baseline row missing from the results, is a failure. Returns a DataFrame of the compared
+    values with a ``status`` column ('ok', 'changed', 'missing'); ``.attrs['ok']`` is overall.
+    """
+    import pandas as pd
+
+    res = pd.read_csv(results_csv)
+    base = pd.read_csv(baseline_csv)
+    keys = [k for k in keys if k in base.columns]
+    merged = base.merge(res, on=keys, how="left", suffixes=("_baseline", ""), indicator=True)
+    status = []
+    for _, row in merged.iterrows():
+        if row["_merge"] != "both":
+            status.append("missing")
+            continue
+        bad = any(abs(float(row[c]) - float(row[f"{c}_baseline"])) > tolerance
+                  for c in columns if c in res.columns)
+        status.append("changed" if bad else "ok")
+    merged["status"] = status
+    out = merged[keys + [c for col in columns for c in (f"{col}_baseline", col) if c in merged.columns] + ["status"]]
+    out.attrs["ok"] = bool((out["status"] == "ok").all())
+    return out
