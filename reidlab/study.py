@@ -119,3 +119,34 @@ def check_regression(results_csv: Path, baseline_csv: Path, *, keys=("model", "c
     out = merged[keys + [c for col in columns for c in (f"{col}_baseline", col) if c in merged.columns] + ["status"]]
     out.attrs["ok"] = bool((out["status"] == "ok").all())
     return out
+
+
+def write_report(results, comparison, out_dir: Path, settings: dict | None = None,
+                 title: str = "Anonymization cost") -> Path:
+    """``report.md``: the settings every number used, the results table and the paired tests."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", ""]
+    if settings:
+        lines += ["Settings: " + "; ".join(f"{k}: {v}" for k, v in settings.items()), ""]
+    cols = [c for c in ("model", "seed", "condition", "mAP", "rank1", "rank5", "mINP", "n_queries")
+            if c in results.columns]
+    lines += ["## Results (percent)", "", _md_table(results[cols].round(2)), ""]
+    if comparison is not None and len(comparison):
+        ccols = [c for c in ("condition", "model", "seed", "n", "delta", "ci_low", "ci_high", "frac_worse",
+                             "p_wilcoxon", "p_holm", "significant") if c in comparison.columns]
+        lines += ["## Paired differences vs original (per-query AP, points)",
+                  "", "Bootstrap 95% CI over queries; Wilcoxon signed-rank, Holm-corrected.", "",
+                  _md_table(comparison[ccols].round(4)), ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _md_table(df) -> str:
+    """A GitHub markdown table (pandas' to_markdown needs the extra `tabulate` package; six
+    lines here are cheaper than one more dependency)."""
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])

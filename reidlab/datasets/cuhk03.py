@@ -25,6 +25,7 @@ detected train 7,365 / 767, query 1,400 / 700, gallery 5,332 / 700.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from reidlab.datasets.parsing import (
     quote_names,
 )
 from reidlab.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 VARIANTS = ("labeled", "detected")
 NAME = re.compile(r"^(\d+)_(\d+)_([12])_(\d+)\.png$", re.IGNORECASE)
@@ -121,9 +124,7 @@ def load(root: str | Path, *, variant: str | None = None, strict: bool = True,
                "expected <pair>_<person>_<view 1|2>_<image>.png like 1_001_1_01.png")
         if strict:
             raise DatasetError(msg + " (pass strict=False / --no-strict to skip them)")
-        import logging
-
-        logging.getLogger(__name__).warning("%s; skipped", msg)
+        log.warning("%s; skipped", msg)
 
     splits: dict[str, list[Sample]] = {}
     for split in ("train", "query", "gallery"):
@@ -138,6 +139,6 @@ def load(root: str | Path, *, variant: str | None = None, strict: bool = True,
         "camids": "view within the camera pair, 0-based (as torchreid)",
         "skipped_unparseable": len(bad),
     }
-    return finalize(f"cuhk03-{variant}", base, splits["train"], splits["query"],
+    return finalize("cuhk03", base, splits["train"], splits["query"],
                     splits["gallery"], info, verify_images=verify_images,
                     where={s: str(mat_path) for s in splits})

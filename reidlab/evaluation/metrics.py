@@ -1,0 +1,354 @@
+"""Re-ID ranking metrics from a query x gallery distance matrix: CMC, mAP, mINP, per-query AP.
+
+Definitions (all values are fractions in [0, 1], not percentages):
+
+* **Market-1501 rule.** For query ``q``, gallery items with the same pid *and* the same camera
+  as ``q`` are removed (they are "junk"), and so are gallery items with pid ``-1`` (Market's junk
+  images) if present. Distractors (pid ``0``) are ordinary negatives. A query whose remaining
+  gallery holds no item of its pid is *skipped*: it counts in ``num_skipped_queries`` and in no
+  average.
+* **Ranking and ties.** The remaining gallery is ordered by increasing distance; equal
+  distances are ordered by gallery index (what a stable sort gives), so results are
+  deterministic. torchreid's ``np.argsort`` (quicksort) leaves tie order unspecified.
+* **Positives' ranks.** ``r_1 < r_2 < ... < r_P`` are the 1-based ranks of the query's ``P``
+  positives in that ordering.
+* ``ap="standard"`` (torchreid, fast-reid): non-interpolated AP, ``AP = 1/P * sum_i i / r_i``.
+* ``ap="trapezoid"``: the original Market-1501 MATLAB ``compute_AP.m`` (Zheng et al. 2015), a
+  trapezoid rule over the precision/recall curve starting from precision 1 at recall 0:
+  ``AP = 1/P * sum_i (p_prev_i + i / r_i) / 2`` with ``p_prev_i = (i - 1) / (r_i - 1)``
+  (precision just before the i-th positive) or ``1`` when ``r_i = 1``. It is never below the
+  standard AP; on Market-1501 models they differ by a few tenths of a mAP point.
+* **CMC** ``cmc[k-1]`` = fraction of valid queries whose first positive has rank ``<= k``
+  (``k = 1..max_rank``).
+* **mINP** (Ye et al., "Deep Learning for Person Re-identification: A Survey", TPAMI 2021):
+  ``INP = P / r_P``, the precision at the hardest (last) positive; mINP is its mean.
+
+How it is fast: no row is ever fully sorted. For each query only the gallery items at a distance
+``<=`` its farthest positive can precede a positive, so a chunk of queries is thresholded at
+once, the surviving (query, item) pairs are sorted by ``(query, distance, index)`` with one
+``int64`` key sort, and every metric follows from the positives' positions. The work runs in
+torch on the distance matrix's device (CPU or GPU); numpy inputs are wrapped without copying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+AP_DEFINITIONS = ("standard", "trapezoid")
+CMC_MODES = ("market", "single_gallery_shot")
+
+
+@dataclass
+class RankMetrics:
+    """Summary metrics plus per-query arrays (length = number of queries, in query order).
+
+    ``ap``, ``inp`` are NaN and ``first_hit_rank`` is ``-1`` for skipped (invalid) queries;
+    ``first_hit_rank`` is 1-based; ``num_positives`` counts the query's valid positives.
+    """
+
+    mAP: float
+    mINP: float
+    cmc: np.ndarray  # (max_rank,) float64
+    num_valid_queries: int
+    num_skipped_queries: int
+    ap: np.ndarray  # (Q,) float64
+    inp: np.ndarray  # (Q,) float64
+    first_hit_rank: np.ndarray  # (Q,) int64
+    num_positives: np.ndarray  # (Q,) int64
+    valid: np.ndarray  # (Q,) bool
+    ap_definition: str = "standard"
+    cmc_mode: str = "market"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rank(self, k: int) -> float:
+        """CMC at rank ``k`` (1-based); NaN when ``k`` exceeds ``max_rank``."""
+        return float(self.cmc[k - 1]) if 1 <= k <= len(self.cmc) else float("nan")
+
+    @property
+    def rank1(self) -> float:
+        return self.rank(1)
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars for tables: mAP, mINP, rank1/5/10/20, counts."""
+        return {
+            "mAP": self.mAP,
+            "mINP": self.mINP,
+            "rank1": self.rank(1),
+            "rank5": self.rank(5),
+            "rank10": self.rank(10),
+            "rank20": self.rank(20),
+            "num_valid_queries": self.num_valid_queries,
+            "num_skipped_queries": self.num_skipped_queries,
+        }
+
+
+def _as_tensor(x, device=None):
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x if device is None else x.to(device)
+    t = torch.from_numpy(np.ascontiguousarray(np.asarray(x)))
+    return t if device is None else t.to(device)
+
+
+def _ordered_key(vals, rows):
+    """int64 keys sorting by (row, value): float32 bits mapped to an order-preserving int."""
+    import torch
+
+    v = vals.float() + 0.0  # -0.0 -> +0.0 so that equal floats get equal keys
+    b = v.view(torch.int32).to(torch.int64)
+    b = torch.where(b < 0, b ^ 0x7FFFFFFF, b) + (1 << 31)  # now in [0, 2^32), monotone in v
+    return (rows.to(torch.int64) << 32) | b
+
+
+def _same_pid_pairs(q_pids: np.ndarray, g_pids: np.ndarray):
+    """All (query, gallery) index pairs with equal pid, query-major then gallery order.
+
+    Returns ``rows (M,), cols (M,)`` int64 numpy arrays (CSR-style expansion, no Q x G work).
+    """
+    g_order = np.argsort(g_pids, kind="stable")
+    gs = g_pids[g_order]
+    uniq, starts, counts = np.unique(gs, return_index=True, return_counts=True)
+    pos = np.searchsorted(uniq, q_pids)
+    pos_c = np.minimum(pos, len(uniq) - 1) if len(uniq) else pos
+    found = (pos < len(uniq)) & (uniq[pos_c] == q_pids) if len(uniq) else np.zeros(len(q_pids), bool)
+    n = np.where(found, counts[pos_c] if len(uniq) else 0, 0).astype(np.int64)
+    st = np.where(found, starts[pos_c] if len(uniq) else 0, 0).astype(np.int64)
+    total = int(n.sum())
+    rows = np.repeat(np.arange(len(q_pids), dtype=np.int64), n)
+    offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+    cols = g_order[np.repeat(st, n) + offs].astype(np.int64)
+    # within a query, gallery order (g_order is stable so same-pid items are index-sorted)
+    return rows, cols
+
+
+def positive_ranks(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    chunk_elements: int = 1 << 24,
+):
+    """0-based ranks of every query's positives among its valid gallery items.
+
+    Args:
+        distmat: ``(Q, G)`` distances (numpy or torch, any device; smaller = more similar).
+            Must be finite.
+        q_pids, q_camids: ``(Q,)`` ints; g_pids, g_camids: ``(G,)`` ints.
+        chunk_elements: queries are processed in chunks of about this many matrix elements.
+
+    Returns:
+        ``(rows, ranks)`` int64 numpy arrays: one entry per positive, grouped by query in
+        increasing rank order; ``ranks`` counts valid items ranked before the positive.
+    """
+    import torch
+
+    d = _as_tensor(distmat)
+    if d.ndim != 2:
+        raise ValueError(f"distmat must be 2-D (Q, G), got shape {tuple(d.shape)}")
+    if not torch.is_floating_point(d):
+        d = d.float()
+    Q, G = d.shape
+    q_pids = np.asarray(q_pids, dtype=np.int64).reshape(-1)
+    g_pids = np.asarray(g_pids, dtype=np.int64).reshape(-1)
+    q_camids = np.asarray(q_camids, dtype=np.int64).reshape(-1)
+    g_camids = np.asarray(g_camids, dtype=np.int64).reshape(-1)
+    if len(q_pids) != Q or len(q_camids) != Q or len(g_pids) != G or len(g_camids) != G:
+        raise ValueError(
+            f"distmat is {Q}x{G} but got {len(q_pids)} query pids, {len(q_camids)} query camids, "
+            f"{len(g_pids)} gallery pids, {len(g_camids)} gallery camids"
+        )
+    dev = d.device
+    # positives: same pid, other camera, gallery pid not -1
+    prow, pcol = _same_pid_pairs(q_pids, g_pids)
+    keep = (g_camids[pcol] != q_camids[prow]) & (g_pids[pcol] != -1)
+    prow, pcol = prow[keep], pcol[keep]
+    out_rows, out_ranks = [], []
+    use_key = d.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    step = max(1, min(Q, chunk_elements // max(G, 1), (1 << 30) // max(G, 1)))
+    gp_t = _as_tensor(g_pids, dev)
+    gc_t = _as_tensor(g_camids, dev)
+    # positive pairs split per chunk (prow is sorted)
+    bounds = np.searchsorted(prow, np.arange(0, Q + step, step))
+    for ci, s in enumerate(range(0, Q, step)):
+        e = min(Q, s + step)
+        a, b = bounds[ci], bounds[ci + 1]
+        if a == b:
+            continue
+        chunk = d[s:e]
+        pr = _as_tensor(prow[a:b] - s, dev)
+        pc = _as_tensor(pcol[a:b], dev)
+        pv = chunk[pr, pc]
+        thr = torch.full((e - s,), float("-inf"), dtype=chunk.dtype, device=dev)
+        thr.scatter_reduce_(0, pr, pv, reduce="amax")
+        r, c = torch.nonzero(chunk <= thr[:, None], as_tuple=True)
+        qp = _as_tensor(q_pids[s:e], dev)[r]
+        qc = _as_tensor(q_camids[s:e], dev)[r]
+        gp, gc = gp_t[c], gc_t[c]
+        same = gp == qp
+        ok = (gp != -1) & ~(same & (gc == qc))
+        r, c, same = r[ok], c[ok], same[ok]
+        v = chunk[r, c]
+        if use_key:
+            order = torch.sort(_ordered_key(v, r), stable=True).indices
+        else:  # float64: two stable passes give (row, value, index) order
+            o1 = torch.sort(v, stable=True).indices
+            order = o1[torch.sort(r[o1], stable=True).indices]
+        rs = r[order]
+        is_pos = same[order]
+        counts = torch.bincount(r, minlength=e - s)
+        row_start = torch.cumsum(counts, 0) - counts
+        idx = torch.nonzero(is_pos, as_tuple=True)[0]
+        prs = rs[idx]
+        out_rows.append((prs + s).cpu().numpy())
+        out_ranks.append((idx - row_start[prs]).cpu().numpy())
+    if not out_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_rows).astype(np.int64), np.concatenate(out_ranks).astype(np.int64)
+
+
+def metrics_from_ranks(
+    rows: np.ndarray,
+    ranks: np.ndarray,
+    num_queries: int,
+    max_rank: int = 50,
+    ap: str = "standard",
+) -> RankMetrics:
+    """All metrics from the positives' 0-based ranks (``rows`` grouped, ranks increasing)."""
+    if ap not in AP_DEFINITIONS:
+        raise ValueError(f"ap must be one of {AP_DEFINITIONS}, got {ap!r}")
+    Q = int(num_queries)
+    P = np.bincount(rows, minlength=Q).astype(np.int64)
+    pos_start = np.cumsum(P) - P
+    j = np.arange(len(rows), dtype=np.int64) - pos_start[rows]  # 0-based index of positive
+    r1 = ranks.astype(np.float64) + 1.0
+    prec = (j + 1.0) / r1
+    if ap == "standard":
+        term = prec
+    else:
+        prev = np.where(ranks > 0, j / np.maximum(ranks, 1).astype(np.float64), 1.0)
+        term = (prev + prec) / 2.0
+    valid = P > 0
+    Pf = np.maximum(P, 1).astype(np.float64)
+    ap_q = np.bincount(rows, weights=term, minlength=Q) / Pf
+    first = np.full(Q, -1, np.int64)
+    last = np.full(Q, -1, np.int64)
+    first[rows[j == 0]] = ranks[j == 0]
+    is_last = j == (P[rows] - 1)
+    last[rows[is_last]] = ranks[is_last]
+    inp = P / (last + 1.0)
+    ap_q[~valid] = np.nan
+    inp[~valid] = np.nan
+    nv = int(valid.sum())
+    hist = np.bincount(first[valid], minlength=max_rank)[:max_rank]
+    cmc = np.cumsum(hist) / max(nv, 1)
+    return RankMetrics(
+        mAP=float(ap_q[valid].mean()) if nv else float("nan"),
+        mINP=float(inp[valid].mean()) if nv else float("nan"),
+        cmc=cmc.astype(np.float64),
+        num_valid_queries=nv,
+        num_skipped_queries=Q - nv,
+        ap=ap_q,
+        inp=inp,
+        first_hit_rank=np.where(valid, first + 1, -1),
+        num_positives=P,
+        valid=valid,
+        ap_definition=ap,
+    )
+
+
+def single_gallery_shot_cmc(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int = 50,
+    repeats: int = 10,
+    seed: int = 0,
+) -> np.ndarray:
+    """CUHK03 single-gallery-shot CMC, ``(max_rank,)`` float64.
+
+    For each query and each of ``repeats`` draws, after the Market removal rule, one gallery
+    image per identity is drawn at random (``numpy.random.default_rng(seed)``, queries in order,
+    repeats inner); CMC is computed on that reduced gallery and averaged over draws and valid
+    queries (as torchreid's ``eval_cuhk03``). Ties are broken by gallery index.
+    """
+    d = distmat.detach().cpu().numpy() if hasattr(distmat, "detach") else np.asarray(distmat)
+    q_pids = np.asarray(q_pids, np.int64)
+    g_pids = np.asarray(g_pids, np.int64)
+    q_camids = np.asarray(q_camids, np.int64)
+    g_camids = np.asarray(g_camids, np.int64)
+    rng = np.random.default_rng(seed)
+    cmc = np.zeros(max_rank, np.float64)
+    nv = 0
+    for q in range(d.shape[0]):
+        keep = (g_pids != -1) & ~((g_pids == q_pids[q]) & (g_camids == q_camids[q]))
+        if not np.any(g_pids[keep] == q_pids[q]):
+            continue
+        nv += 1
+        idx = np.nonzero(keep)[0]
+        pids, dist = g_pids[idx], d[q, idx]
+        acc = np.zeros(max_rank, np.float64)
+        for _ in range(repeats):
+            o = np.lexsort((rng.random(len(idx)), pids))
+            ps = pids[o]
+            sel = o[np.r_[True, ps[1:] != ps[:-1]]]  # one random item per identity
+            sd, sp = dist[sel], pids[sel]
+            order = np.lexsort((idx[sel], sd))  # by distance, then gallery index
+            first = int(np.nonzero(sp[order] == q_pids[q])[0][0])
+            acc[first:] += 1.0
+        cmc += acc / repeats
+    return cmc / max(nv, 1)
+
+
+def rank_metrics(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int = 50,
+    ap: str = "standard",
+    cmc_mode: str = "market",
+    repeats: int = 10,
+    seed: int = 0,
+) -> RankMetrics:
+    """CMC, mAP, mINP and per-query arrays from a ``(Q, G)`` distance matrix.
+
+    Args:
+        distmat: ``(Q, G)`` finite distances, numpy or torch on any device (the work runs
+            there). Smaller means more similar.
+        q_pids, q_camids: ``(Q,)`` int arrays; g_pids, g_camids: ``(G,)`` int arrays.
+        max_rank: length of the CMC curve.
+        ap: ``"standard"`` (torchreid / fast-reid) or ``"trapezoid"`` (Market-1501 MATLAB).
+        cmc_mode: ``"market"`` or ``"single_gallery_shot"`` (CUHK03 old protocol; CMC only,
+            AP and mINP stay on the full gallery, as in torchreid); ``repeats`` and ``seed``
+            drive its sampling and are recorded in ``extra``.
+
+    Returns:
+        :class:`RankMetrics` (see the module docstring for the exact definitions).
+
+    Example:
+        >>> import numpy as np
+        >>> m = rank_metrics(np.array([[0.1, 0.5, 0.3]]), [1], [1, 2, 1], [0], [1, 1, 2])
+        >>> round(m.mAP, 4), m.first_hit_rank.tolist()
+        (1.0, [1])
+    """
+    if cmc_mode not in CMC_MODES:
+        raise ValueError(f"cmc_mode must be one of {CMC_MODES}, got {cmc_mode!r}")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    rows, ranks = positive_ranks(distmat, q_pids, g_pids, q_camids, g_camids)
+    m = metrics_from_ranks(rows, ranks, len(np.asarray(q_pids).reshape(-1)), max_rank, ap)
+    if cmc_mode == "single_gallery_shot":
+        m.cmc = single_gallery_shot_cmc(
+            distmat, q_pids, g_pids, q_camids, g_camids, max_rank, repeats, seed
+        )
+        m.cmc_mode = cmc_mode
+        m.extra.update({"sgs_repeats": repeats, "sgs_seed": seed})
+    return m
