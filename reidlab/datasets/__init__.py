@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 from reidlab.datasets.base import ReIDDataset, Sample
+from reidlab.datasets.parsing import relabel
 from reidlab.errors import DatasetError
 
 # name -> "module:function"; the function takes (root, **options) and returns a ReIDDataset.
@@ -40,4 +41,4 @@ def build_dataset(name: str, root, **options) -> ReIDDataset:
     return getattr(importlib.import_module(mod), fn)(root, **options)
 
 
-__all__ = ["ReIDDataset", "Sample", "available_datasets", "build_dataset"]
+__all__ = ["ReIDDataset", "Sample", "available_datasets", "build_dataset", "relabel"]

@@ -72,7 +72,8 @@ def read_csv(csv_path: Path, *, with_split: bool, strict: bool) -> dict[str, lis
         split = r.get("split", "all").lower() if with_split else "all"
         try:
             pid, camid = int(r["pid"]), int(r["camid"])
-            ok = bool(r["path"]) and camid >= 0 and pid >= -1 and split in (*SPLITS, "all")
+            ok = (bool(r["path"]) and camid >= 0 and pid >= -1
+                  and split in (SPLITS if with_split else ("all",)))
         except ValueError:
             ok = False
         if not ok:
@@ -109,8 +110,7 @@ def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
             raise DatasetError(f"custom: {root} is a file but not a .csv; expected a folder "
                                "with train/query/gallery, or a CSV path,pid,camid,split")
         splits = read_csv(root, with_split=True, strict=strict)
-        splits.pop("all", None)
-        where = {s: str(root) for s in SPLITS}
+        where = {s: str(root) for s in SPLITS if s in splits or s != "train"}
         base, form = root.parent.resolve(), "csv (one file, split column)"
         listed = str(root)
     elif (root / "query.csv").is_file():

@@ -1,0 +1,201 @@
+"""How good are the face boxes? Recall/precision vs ground truth, parsing-mask recall, rates, sizes.
+
+Definitions (used in ``data/faces.md`` and the notebooks):
+
+* **Box recall / precision at IoU t** (:func:`box_recall`): per image, predicted boxes are matched to
+  ground-truth boxes greedily in descending score order, a match needing IoU >= t and each box
+  matching at most once; recall = matched gt / all gt, precision = matched predictions / all
+  predictions (images pooled).
+* **Covers** (:func:`mask_coverage`): a box covers a face when it contains at least ``cover`` (default
+  50%) of the face's pixels (pixel centres inside the box). A parsing mask's face = label 13 (LIP).
+* **Parsing recall** (:func:`parsing_recall`): among crops with >= ``min_face_px`` face pixels, the
+  share where some single box covers the face; **face-less box rate**: among crops with 0 face pixels,
+  the share that get any box.
+* **Detection rate** (:func:`detection_rate`): share of images with >= 1 (non-prior) box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+FACE_LABEL = 13  # LIP: 13 = face
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between ``(N, >=4)`` and ``(M, >=4)`` boxes ``x1, y1, x2, y2`` -> ``(N, M)``."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, a.shape[-1] if np.ndim(a) == 2 else 4)[:, :4]
+    b = np.asarray(b, dtype=np.float64).reshape(-1, b.shape[-1] if np.ndim(b) == 2 else 4)[:, :4]
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clip(0).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def match_boxes(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
+    """Number of greedy matches (predictions in descending score order; column 4 = score if present)."""
+    pred = np.asarray(pred, dtype=np.float32).reshape(-1, np.shape(pred)[-1] if np.size(pred) else 4)
+    gt = np.asarray(gt, dtype=np.float32).reshape(-1, 4) if np.size(gt) else np.zeros((0, 4), np.float32)
+    if len(pred) == 0 or len(gt) == 0:
+        return 0
+    if pred.shape[1] >= 5:
+        pred = pred[np.argsort(-pred[:, 4], kind="stable")]
+    m = iou_matrix(pred, gt)
+    used = np.zeros(len(gt), dtype=bool)
+    n = 0
+    for row in m:
+        row = np.where(used, -1.0, row)
+        j = int(row.argmax())
+        if row[j] >= iou:
+            used[j] = True
+            n += 1
+    return n
+
+
+def box_recall(pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray], iou: float = 0.5) -> dict:
+    """Recall and precision of ``pred`` against ``gt`` (both ``{path: boxes}``), pooled over ``gt``'s keys.
+
+    Images missing from ``pred`` count as having no prediction.
+    """
+    n_gt = n_pred = n_match = 0
+    for path, g in gt.items():
+        p = pred.get(path, np.zeros((0, 4), np.float32))
+        n_gt += len(g)
+        n_pred += len(p)
+        n_match += match_boxes(p, g, iou)
+    return {
+        "images": len(gt), "gt_boxes": n_gt, "pred_boxes": n_pred, "matched": n_match, "iou": iou,
+        "recall": n_match / n_gt if n_gt else float("nan"),
+        "precision": n_match / n_pred if n_pred else float("nan"),
+    }
+
+
+def read_face_mask(path: str | Path, label: int = FACE_LABEL) -> np.ndarray:
+    """Bool ``(H, W)`` face mask from a parsing PNG (mode L, LIP labels)."""
+    import cv2
+
+    from reidlab.errors import ImageReadError
+
+    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise ImageReadError(f"cannot read parsing mask {path} (expected a single-channel PNG)")
+    if m.ndim == 3:
+        m = m[..., 0]
+    return m == label
+
+
+def mask_coverage(boxes: np.ndarray, mask: np.ndarray) -> float:
+    """Largest fraction of ``mask``'s pixels (centres) inside any single box; 0 when no box or no mask."""
+    total = int(mask.sum())
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, np.shape(boxes)[-1] if np.size(boxes) else 4)
+    if total == 0 or len(boxes) == 0:
+        return 0.0
+    ys, xs = np.nonzero(mask)
+    cx, cy = xs + 0.5, ys + 0.5
+    best = 0
+    for b in boxes:
+        inside = (cx >= b[0]) & (cx <= b[2]) & (cy >= b[1]) & (cy <= b[3])
+        best = max(best, int(inside.sum()))
+    return best / total
+
+
+def mask_path_for(image_path: str | Path, mask_dir: str | Path) -> Path:
+    """The parsing mask of an image: same stem, ``.png``, in ``mask_dir``."""
+    return Path(mask_dir) / (Path(image_path).stem + ".png")
+
+
+def parsing_recall(
+    boxes: Mapping[str, np.ndarray],
+    image_paths: Sequence[str],
+    mask_dir: str | Path,
+    min_face_px: int = 20,
+    cover: float = 0.5,
+) -> dict:
+    """Face recall against parsing masks and the box rate on face-less crops (see module docstring).
+
+    Args:
+        boxes: ``{image path: (K, >=4) boxes}`` (missing = no box), keys as in ``image_paths``.
+        image_paths: images to measure; those without a mask in ``mask_dir`` are skipped (counted).
+    """
+    n_face = n_hit = n_faceless = n_faceless_box = n_between = n_nomask = 0
+    for p in image_paths:
+        mp = mask_path_for(p, mask_dir)
+        if not mp.is_file():
+            n_nomask += 1
+            continue
+        mask = read_face_mask(mp)
+        npx = int(mask.sum())
+        b = boxes.get(str(p), np.zeros((0, 4), np.float32))
+        if npx >= min_face_px:
+            n_face += 1
+            n_hit += mask_coverage(b, mask) >= cover
+        elif npx == 0:
+            n_faceless += 1
+            n_faceless_box += len(b) > 0
+        else:
+            n_between += 1
+    return {
+        "with_face": n_face, "faceless": n_faceless, "small_face_skipped": n_between, "no_mask": n_nomask,
+        "recall": n_hit / n_face if n_face else float("nan"),
+        "faceless_box_rate": n_faceless_box / n_faceless if n_faceless else float("nan"),
+        "min_face_px": min_face_px, "cover": cover,
+    }
+
+
+def detection_rate(df, num_images: int | None = None) -> float:
+    """Share of images with at least one detected (not fail-closed) box in a detect_split table."""
+    n = num_images if num_images is not None else df.attrs.get("num_images", df["path"].nunique())
+    if not n:
+        return float("nan")
+    det = df.loc[~df["fail_closed"].astype(bool), "path"].nunique() if len(df) else 0
+    return det / n
+
+
+def box_size_stats(df) -> dict:
+    """Box height/width statistics (px) of detected (not fail-closed) boxes."""
+    d = df.loc[~df["fail_closed"].astype(bool)] if len(df) else df
+    if len(d) == 0:
+        return {"boxes": 0, "median_height": float("nan"), "median_width": float("nan")}
+    h = (d["y2"] - d["y1"]).to_numpy()
+    w = (d["x2"] - d["x1"]).to_numpy()
+    return {
+        "boxes": int(len(d)), "median_height": float(np.median(h)), "median_width": float(np.median(w)),
+        "p10_height": float(np.percentile(h, 10)), "p90_height": float(np.percentile(h, 90)),
+    }
+
+
+def split_summary(df) -> dict:
+    """Detection rate, fail-closed count and box sizes of one detect_split table (one flat dict)."""
+    from reidlab.faces.cache import fail_closed_summary
+
+    return {"detection_rate": detection_rate(df), **fail_closed_summary(df), **box_size_stats(df)}
+
+
+def gallery_figure(paths: Sequence[str], boxes: Mapping[str, np.ndarray], n: int = 24, seed: int = 0,
+                   cols: int = 8, title: str | None = None):
+    """A matplotlib Figure of ``n`` random crops (seeded) with their boxes drawn, for a person to judge."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from reidlab.imageio import read_rgb
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(paths), size=min(n, len(paths)), replace=False) if len(paths) else []
+    rows = max(1, -(-len(pick) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 2.2), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), pick):
+        p = str(paths[i])
+        ax.imshow(read_rgb(p))
+        for b in np.asarray(boxes.get(p, np.zeros((0, 4)))).reshape(-1, np.shape(boxes.get(p, np.zeros((0, 4))))[-1]):
+            ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, color="lime", lw=1))
+        ax.set_title(Path(p).stem[:12], fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,70 @@
+"""The CLI stays fast and thin; the study runner's regression check flags real changes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from reidlab.cli import COMMANDS, main
+from reidlab.study import check_regression, write_report
+
+
+def test_import_reidlab_does_not_import_torch():
+    code = "import sys, reidlab, reidlab.cli; print(any(m in sys.modules for m in ('torch', 'timm', 'onnxruntime', 'cv2')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in text
+
+
+def test_every_subcommand_module_has_the_contract():
+    import importlib
+
+    for name, (module, _) in COMMANDS.items():
+        mod = importlib.import_module(f"reidlab.commands.{module}")
+        assert callable(mod.add_arguments) and callable(mod.run), name
+
+
+def test_unknown_subcommand_is_an_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["no-such-command"])
+    assert e.value.code == 2
+
+
+def _table(maps):
+    return pd.DataFrame([{"model": "tiny", "condition": c, "seed": 0, "mAP": m, "rank1": m + 10}
+                         for c, m in maps.items()])
+
+
+def test_regression_check(tmp_path):
+    base = tmp_path / "base.csv"
+    _table({"original": 50.0, "blur": 48.0}).to_csv(base, index=False)
+    same = tmp_path / "same.csv"
+    _table({"original": 50.5, "blur": 47.2}).to_csv(same, index=False)
+    assert check_regression(same, base, tolerance=1.0).attrs["ok"]
+    moved = tmp_path / "moved.csv"
+    _table({"original": 50.0, "blur": 45.0}).to_csv(moved, index=False)
+    t = check_regression(moved, base, tolerance=1.0)
+    assert not t.attrs["ok"] and list(t["status"]) == ["ok", "changed"]
+    lost = tmp_path / "lost.csv"
+    _table({"original": 50.0}).to_csv(lost, index=False)
+    t = check_regression(lost, base, tolerance=1.0)
+    assert list(t["status"]) == ["ok", "missing"]
+
+
+def test_write_report_states_settings(tmp_path):
+    res = _table({"original": 50.0, "blur": 48.0}).assign(rank5=1.0, mINP=2.0, n_queries=10)
+    cmp = pd.DataFrame([{"condition": "blur", "model": "tiny", "n": 10, "delta": -2.0, "ci_low": -3.0,
+                         "ci_high": -1.0, "p_wilcoxon": 0.01, "p_holm": 0.01, "significant": True}])
+    text = write_report(res, cmp, tmp_path, settings={"distance": "squared euclidean"}).read_text()
+    assert "squared euclidean" in text and "| blur |" in text and "-2.0" in text

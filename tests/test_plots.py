@@ -1,0 +1,42 @@
+"""Figures show what the metric ranks: green frames exactly for same-id matches."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+
+from reidlab.plots import crop_grid, delta_plot, ranked_results  # noqa: E402
+
+
+def test_ranked_results_frames_follow_brute_force_ranking():
+    rng = np.random.default_rng(0)
+    q_pids, g_pids = np.array([1, 2]), np.array([1, 2, 1, 3, 2, 1, 4])
+    q_cams, g_cams = np.array([0, 0]), np.array([0, 1, 1, 1, 2, 2, 0])
+    dist = rng.uniform(size=(2, 7))
+    dist[0, 0] = 0.0  # same id and camera as query 0: must be excluded
+    imgs = [np.zeros((8, 4, 3), np.uint8)] * 7
+    fig = ranked_results(imgs[:2], imgs, dist, q_pids, g_pids, q_cams, g_cams, topk=4)
+    for r in range(2):
+        ranked = [g for g in np.argsort(dist[r], kind="stable")
+                  if not (g_pids[g] == q_pids[r] and g_cams[g] == q_cams[r])][:4]
+        expect = ["#1a9850" if g_pids[g] == q_pids[r] else "#d73027" for g in ranked]
+        axes = fig.axes[r * 5 + 1: r * 5 + 5]
+        got = [matplotlib.colors.to_hex(ax.spines["top"].get_edgecolor()) for ax in axes]
+        assert got == expect
+
+
+def test_crop_grid_draws_one_rectangle_per_box():
+    imgs = [np.zeros((16, 8, 3), np.uint8)] * 3
+    fig = crop_grid(imgs, [np.array([[1, 1, 4, 4]]), np.zeros((0, 4)), np.array([[0, 0, 2, 2, 0.9], [3, 3, 5, 5, 0.5]])])
+    assert [len(ax.patches) for ax in fig.axes[:3]] == [1, 0, 2]
+
+
+def test_delta_plot_error_bars_match_ci():
+    import pandas as pd
+
+    df = pd.DataFrame({"condition": ["blur", "zero"], "delta": [-1.0, -2.0], "ci_low": [-1.5, -3.0],
+                       "ci_high": [-0.5, -1.0]})
+    fig = delta_plot(df)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [-1.0, -2.0]
