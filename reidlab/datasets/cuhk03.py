@@ -51,9 +51,8 @@ _FIELDS = ("filelist", "labels", "train_idx", "query_idx", "gallery_idx")
 def _names(arr) -> list[str]:
     """Image names from a loadmat ``filelist`` (a cell array of strings, or a char matrix)."""
     arr = np.asarray(arr)
-    if arr.dtype.kind == "U":  # char matrix: one padded row per name
-        return [str(x).strip() for x in arr.reshape(arr.shape[0], -1).tolist()] if arr.ndim > 1 \
-            else [str(x).strip() for x in arr.ravel()]
+    if arr.dtype.kind == "U":  # char matrix: loadmat gives one padded string per row
+        return [str(x).strip() for x in arr.ravel()]
     return [str(np.asarray(x).ravel()[0]).strip() for x in arr.ravel()]
 
 
@@ -72,17 +71,22 @@ def read_protocol(mat_path: Path) -> dict[str, np.ndarray | list[str]]:
         found = sorted(k for k in mat if not k.startswith("__"))
         raise DatasetError(f"cuhk03: {mat_path} lacks field(s) {', '.join(missing)}; "
                            f"expected {', '.join(_FIELDS)}, found {', '.join(found) or 'none'}")
-    names = _names(mat["filelist"])
-    labels = np.asarray(mat["labels"]).ravel().astype(np.int64)
+    try:
+        names = _names(mat["filelist"])
+        labels = np.asarray(mat["labels"]).ravel().astype(np.int64)
+        idx = {k: np.asarray(mat[k]).ravel().astype(np.int64) - 1  # 1-based in MATLAB
+               for k in ("train_idx", "query_idx", "gallery_idx")}
+    except (ValueError, TypeError, IndexError) as e:
+        raise DatasetError(f"cuhk03: {mat_path}: malformed field ({e}); expected a cell array "
+                           "filelist and numeric labels / *_idx") from e
     if len(labels) != len(names):
         raise DatasetError(f"cuhk03: {mat_path}: {len(names)} names in filelist but "
                            f"{len(labels)} labels; expected one label per image")
     out: dict = {"filelist": names, "labels": labels}
-    for key in ("train_idx", "query_idx", "gallery_idx"):
-        idx = np.asarray(mat[key]).ravel().astype(np.int64) - 1  # 1-based in MATLAB
-        if idx.size and (idx.min() < 0 or idx.max() >= len(names)):
+    for key, ix in idx.items():
+        if ix.size and (ix.min() < 0 or ix.max() >= len(names)):
             raise DatasetError(f"cuhk03: {mat_path}: {key} holds indices outside 1..{len(names)}")
-        out[key] = idx
+        out[key] = ix
     return out
 
 

@@ -62,7 +62,11 @@ def read_list(list_path: Path, image_dir: Path, *, strict: bool) -> tuple[list[S
         raise DatasetError(f"msmt17: list file {list_path} is missing; expected "
                            f"{', '.join(LISTS)} in {list_path.parent}")
     samples, bad = [], []
-    for lineno, line in enumerate(list_path.read_text().splitlines(), 1):
+    try:
+        lines = list_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"msmt17: cannot read list file {list_path} as text: {e}") from e
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         fields = line.split()

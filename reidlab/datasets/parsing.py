@@ -218,9 +218,11 @@ def finalize(
     where = where or {}
     for split, samples in zip(SPLITS, (train, query, gallery)):
         if not samples and split not in allow_empty:
+            src = where.get(split)
+            held = f", which holds {describe_folder(Path(src))}" if src and Path(src).is_dir() else ""
             raise DatasetError(
                 f"{name}: the {split} split is empty"
-                + (f" (from {where[split]})" if split in where else "")
+                + (f" (from {src}{held})" if src else "")
                 + f"; expected image files ({', '.join(IMAGE_EXTENSIONS)}) with parseable names"
             )
     info.setdefault("pids", "raw (as in file names / lists); use reidlab.datasets.relabel(train)")

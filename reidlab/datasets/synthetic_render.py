@@ -122,16 +122,16 @@ def sample_face(rng: np.random.Generator) -> FaceLook:
 
 def sample_clothes(rng: np.random.Generator) -> dict:
     """Top/bottom/shoe colours, top pattern and bag: the body's share of identity."""
-    return dict(
-        top=_color(rng),
-        bottom=_color(rng, sat=(0.1, 0.7), val=(0.15, 0.75)),
-        shoes=_color(rng, sat=(0.0, 0.4), val=(0.05, 0.5)),
-        pattern=PATTERNS[rng.choice(3, p=[0.5, 0.3, 0.2])],
-        pattern_color=_color(rng),
-        pattern_period=float(rng.uniform(3.0, 6.0)),
-        bag=BAGS[rng.choice(3, p=[0.6, 0.25, 0.15])],
-        bag_color=_color(rng, val=(0.1, 0.6)),
-    )
+    return {
+        "top": _color(rng),
+        "bottom": _color(rng, sat=(0.1, 0.7), val=(0.15, 0.75)),
+        "shoes": _color(rng, sat=(0.0, 0.4), val=(0.05, 0.5)),
+        "pattern": PATTERNS[rng.choice(3, p=[0.5, 0.3, 0.2])],
+        "pattern_color": _color(rng),
+        "pattern_period": float(rng.uniform(3.0, 6.0)),
+        "bag": BAGS[rng.choice(3, p=[0.6, 0.25, 0.15])],
+        "bag_color": _color(rng, val=(0.1, 0.6)),
+    }
 
 
 def _background(rng: np.random.Generator, h: int, w: int, ss: int) -> np.ndarray:
@@ -261,8 +261,8 @@ def render_head(canvas: np.ndarray, face: FaceLook, view: str, facing: int, cx: 
             if view == "side" and sgn != facing:
                 w_eye = 0.55                # the far eye is partly hidden
             ex, ey = sgn * face.eye_dx, face.eye_y
-            dark += w_eye * 0.5 * _gauss(fu, v, ex, ey, 0.2 * es, 0.13 * es)       # socket
-            brow = _gauss(fu, v, ex, ey - face.brow_gap, 0.18, 0.04)
+            dark += w_eye * 0.62 * _gauss(fu, v, ex, ey, 0.2 * es, 0.14 * es)       # socket
+            brow = _gauss(fu, v, ex, ey - face.brow_gap, 0.19, 0.05)
             rgb = rgb * (1 - w_eye * 0.7 * brow[..., None]) + (
                 w_eye * 0.7 * brow[..., None]) * (hair * 0.7)
             sclera = w_eye * 0.85 * _gauss(fu, v, ex, ey, 0.12 * es, 0.055 * es)
@@ -313,14 +313,14 @@ def _poly(canvas, pts, color, ss):
 
 
 def _line(canvas, p, q, color, width, ss):
-    cv2.line(canvas, tuple(int(round(c * ss * 16)) for c in p),
-             tuple(int(round(c * ss * 16)) for c in q), color, max(int(round(width * ss)), 1),
+    cv2.line(canvas, tuple(round(float(c) * ss * 16) for c in p),
+             tuple(round(float(c) * ss * 16) for c in q), color, max(round(float(width) * ss), 1),
              lineType=cv2.LINE_AA, shift=4)
 
 
 def _ellipse(canvas, c, axes, color, ss):
-    cv2.ellipse(canvas, tuple(int(round(x * ss * 16)) for x in c),
-                tuple(int(round(x * ss * 16)) for x in axes), 0, 0, 360, color, -1,
+    cv2.ellipse(canvas, tuple(round(float(x) * ss * 16) for x in c),
+                tuple(round(float(x) * ss * 16) for x in axes), 0, 0, 360, color, -1,
                 lineType=cv2.LINE_AA, shift=4)
 
 
@@ -461,5 +461,5 @@ def finish(img: np.ndarray, cam: Camera, rng: np.random.Generator) -> np.ndarray
     sigma = cam.blur + rng.uniform(0.0, 0.3)
     if sigma > 0.25:
         out = cv2.GaussianBlur(out, (0, 0), sigma)
-    out += rng.normal(0.0, cam.noise, size=out.shape).astype(np.float32)
+    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(cam.noise)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

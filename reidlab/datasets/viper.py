@@ -6,7 +6,7 @@ Layout (``ROOT``, ``ROOT/VIPeR`` or ``ROOT/viper/VIPeR``)::
     ROOT/cam_a/000_45.bmp ...   # <pid>_<viewing angle>.bmp, 632 files
     ROOT/cam_b/000_90.bmp ...   # the same 632 pids
 
-pid is the number before the first ``_`` (raw, not contiguous: 0..873); cam_a -> camid 0,
+pid is the number before the first ``_`` (raw, not contiguous); cam_a -> camid 0,
 cam_b -> camid 1. Every pid must appear exactly once in each camera.
 
 Splits: the protocol is 10 random halvings of the ids into 316 train / 316 test. reidlab draws

@@ -25,9 +25,11 @@ Definitions (all values are fractions in [0, 1], not percentages):
 
 How it is fast: no row is ever fully sorted. For each query only the gallery items at a distance
 ``<=`` its farthest positive can precede a positive, so a chunk of queries is thresholded at
-once, the surviving (query, item) pairs are sorted by ``(query, distance, index)`` with one
-``int64`` key sort, and every metric follows from the positives' positions. The work runs in
-torch on the distance matrix's device (CPU or GPU); numpy inputs are wrapped without copying.
+once (in cache-sized chunks), each surviving item gets one ``int64`` key ``(query, distance
+bits, index)``, a ``searchsorted`` among the positives' keys drops it into the bucket between
+two consecutive positives, and bucket counts give every positive's rank. Every metric follows
+from those ranks. The counting runs in NumPy on the CPU (a torch matrix on a GPU is copied over;
+for Market that is ~200 MB, a few ms on PCIe) - see ``benchmarks/bench_metrics.py``.
 """
 
 from __future__ import annotations
@@ -85,44 +87,74 @@ class RankMetrics:
         }
 
 
-def _as_tensor(x, device=None):
-    import torch
+def _as_numpy(x) -> np.ndarray:
+    """numpy view of an array-like or torch tensor (any device; moved to the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach()
+        if x.device.type != "cpu":
+            x = x.cpu()
+        return x.numpy()
+    return np.asarray(x)
 
-    if isinstance(x, torch.Tensor):
-        return x if device is None else x.to(device)
-    t = torch.from_numpy(np.ascontiguousarray(np.asarray(x)))
-    return t if device is None else t.to(device)
 
-
-def _ordered_key(vals, rows):
-    """int64 keys sorting by (row, value): float32 bits mapped to an order-preserving int."""
-    import torch
-
-    v = vals.float() + 0.0  # -0.0 -> +0.0 so that equal floats get equal keys
-    b = v.view(torch.int32).to(torch.int64)
-    b = torch.where(b < 0, b ^ 0x7FFFFFFF, b) + (1 << 31)  # now in [0, 2^32), monotone in v
-    return (rows.to(torch.int64) << 32) | b
+def _orderable_bits(v: np.ndarray) -> np.ndarray:
+    """float32 values -> int64 in [0, 2^32) with the same order (and -0.0 == +0.0)."""
+    b = (v.astype(np.float32, copy=False) + np.float32(0.0)).view(np.int32).astype(np.int64)
+    return np.where(b < 0, b ^ 0x7FFFFFFF, b) + (1 << 31)
 
 
 def _same_pid_pairs(q_pids: np.ndarray, g_pids: np.ndarray):
-    """All (query, gallery) index pairs with equal pid, query-major then gallery order.
+    """All (query, gallery) index pairs with equal pid: query-major, then gallery order.
 
-    Returns ``rows (M,), cols (M,)`` int64 numpy arrays (CSR-style expansion, no Q x G work).
+    Returns ``rows (M,), cols (M,)`` int64 (a CSR-style expansion; no Q x G work).
     """
     g_order = np.argsort(g_pids, kind="stable")
-    gs = g_pids[g_order]
-    uniq, starts, counts = np.unique(gs, return_index=True, return_counts=True)
-    pos = np.searchsorted(uniq, q_pids)
-    pos_c = np.minimum(pos, len(uniq) - 1) if len(uniq) else pos
-    found = (pos < len(uniq)) & (uniq[pos_c] == q_pids) if len(uniq) else np.zeros(len(q_pids), bool)
-    n = np.where(found, counts[pos_c] if len(uniq) else 0, 0).astype(np.int64)
-    st = np.where(found, starts[pos_c] if len(uniq) else 0, 0).astype(np.int64)
+    uniq, starts, counts = np.unique(g_pids[g_order], return_index=True, return_counts=True)
+    if len(uniq) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(uniq, q_pids), len(uniq) - 1)
+    found = uniq[pos] == q_pids
+    n = np.where(found, counts[pos], 0).astype(np.int64)
+    st = np.where(found, starts[pos], 0).astype(np.int64)
     total = int(n.sum())
     rows = np.repeat(np.arange(len(q_pids), dtype=np.int64), n)
     offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
-    cols = g_order[np.repeat(st, n) + offs].astype(np.int64)
-    # within a query, gallery order (g_order is stable so same-pid items are index-sorted)
-    return rows, cols
+    return rows, g_order[np.repeat(st, n) + offs].astype(np.int64)
+
+
+def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
+    """0-based ranks of positives ``(pr, pc)`` (sorted by row) in a junk-free chunk ``dc``.
+
+    A positive's rank = number of items of its row with smaller distance, or equal distance
+    and smaller column. Only items ``<=`` the row's farthest positive can count, so those
+    are selected, and counted into buckets between consecutive positives.
+    """
+    R, G = dc.shape
+    pv = dc[pr, pc]
+    thr = np.full(R, -np.inf, dc.dtype)
+    np.maximum.at(thr, pr, pv)
+    idx = np.flatnonzero(dc <= thr[:, None])  # candidates, row-major (row, col) order
+    rowstart = np.searchsorted(idx, np.arange(R, dtype=np.int64) * G)
+    r = idx // G
+    c = idx - r * G
+    if dc.dtype.itemsize <= 4:
+        # one int64 key per item: row | value bits | column; keys are unique
+        cb = max(1, int(G - 1).bit_length())
+        key = (r << (32 + cb)) | (_orderable_bits(dc.ravel()[idx]) << cb) | c
+        pkey = (pr << (32 + cb)) | (_orderable_bits(pv) << cb) | pc
+        po = np.argsort(pkey)
+        s = np.searchsorted(pkey[po], key)  # number of positives (all rows) before each item
+        cum = np.cumsum(np.bincount(s, minlength=len(pkey) + 1))
+        ranks = np.empty(len(pkey), np.int64)
+        ranks[po] = cum[: len(pkey)] - 1 - rowstart[pr[po]]
+        return ranks
+    # float64: exact order by (row, value, column) with a lexsort of the candidates
+    v = dc.ravel()[idx]
+    order = np.lexsort((c, v, r))
+    where = np.empty(len(idx), np.int64)
+    where[order] = np.arange(len(idx), dtype=np.int64)
+    loc = np.searchsorted(idx, pr * G + pc)  # positives are candidates (their d <= thr)
+    return where[loc] - rowstart[pr]
 
 
 def positive_ranks(
@@ -131,27 +163,26 @@ def positive_ranks(
     g_pids,
     q_camids,
     g_camids,
-    chunk_elements: int = 1 << 24,
+    chunk_elements: int = 1 << 20,
 ):
     """0-based ranks of every query's positives among its valid gallery items.
 
     Args:
-        distmat: ``(Q, G)`` distances (numpy or torch, any device; smaller = more similar).
-            Must be finite.
+        distmat: ``(Q, G)`` finite distances (numpy, or torch on any device: it is copied to
+            the CPU; the counting runs in NumPy). Smaller = more similar.
         q_pids, q_camids: ``(Q,)`` ints; g_pids, g_camids: ``(G,)`` ints.
-        chunk_elements: queries are processed in chunks of about this many matrix elements.
+        chunk_elements: queries are processed in chunks of about this many matrix elements
+            (1M float32 = 4 MB: a chunk stays in cache).
 
     Returns:
-        ``(rows, ranks)`` int64 numpy arrays: one entry per positive, grouped by query in
-        increasing rank order; ``ranks`` counts valid items ranked before the positive.
+        ``(rows, ranks)`` int64 arrays, one entry per positive, grouped by query (increasing),
+        ranks increasing within a query; ``rank`` = number of valid gallery items before it.
     """
-    import torch
-
-    d = _as_tensor(distmat)
+    d = _as_numpy(distmat)
     if d.ndim != 2:
-        raise ValueError(f"distmat must be 2-D (Q, G), got shape {tuple(d.shape)}")
-    if not torch.is_floating_point(d):
-        d = d.float()
+        raise ValueError(f"distmat must be 2-D (Q, G), got shape {d.shape}")
+    if d.dtype not in (np.float32, np.float64):
+        d = d.astype(np.float64 if d.dtype.itemsize > 4 else np.float32)
     Q, G = d.shape
     q_pids = np.asarray(q_pids, dtype=np.int64).reshape(-1)
     g_pids = np.asarray(g_pids, dtype=np.int64).reshape(-1)
@@ -162,53 +193,37 @@ def positive_ranks(
             f"distmat is {Q}x{G} but got {len(q_pids)} query pids, {len(q_camids)} query camids, "
             f"{len(g_pids)} gallery pids, {len(g_camids)} gallery camids"
         )
-    dev = d.device
-    # positives: same pid, other camera, gallery pid not -1
     prow, pcol = _same_pid_pairs(q_pids, g_pids)
-    keep = (g_camids[pcol] != q_camids[prow]) & (g_pids[pcol] != -1)
-    prow, pcol = prow[keep], pcol[keep]
+    junk = (g_camids[pcol] == q_camids[prow]) | (g_pids[pcol] == -1)
+    pr_all, pc_all = prow[~junk], pcol[~junk]
+    jr_all, jc_all = prow[junk], pcol[junk]
+    junk_cols = np.flatnonzero(g_pids == -1)
+    step = max(1, min(Q, chunk_elements // max(G, 1)))
+    starts = np.arange(0, Q + step, step)
+    pb = np.searchsorted(pr_all, starts)
+    jb = np.searchsorted(jr_all, starts)
     out_rows, out_ranks = [], []
-    use_key = d.dtype in (torch.float32, torch.float16, torch.bfloat16)
-    step = max(1, min(Q, chunk_elements // max(G, 1), (1 << 30) // max(G, 1)))
-    gp_t = _as_tensor(g_pids, dev)
-    gc_t = _as_tensor(g_camids, dev)
-    # positive pairs split per chunk (prow is sorted)
-    bounds = np.searchsorted(prow, np.arange(0, Q + step, step))
     for ci, s in enumerate(range(0, Q, step)):
         e = min(Q, s + step)
-        a, b = bounds[ci], bounds[ci + 1]
-        if a == b:
+        pr, pc = pr_all[pb[ci] : pb[ci + 1]] - s, pc_all[pb[ci] : pb[ci + 1]]
+        if len(pr) == 0:
             continue
-        chunk = d[s:e]
-        pr = _as_tensor(prow[a:b] - s, dev)
-        pc = _as_tensor(pcol[a:b], dev)
-        pv = chunk[pr, pc]
-        thr = torch.full((e - s,), float("-inf"), dtype=chunk.dtype, device=dev)
-        thr.scatter_reduce_(0, pr, pv, reduce="amax")
-        r, c = torch.nonzero(chunk <= thr[:, None], as_tuple=True)
-        qp = _as_tensor(q_pids[s:e], dev)[r]
-        qc = _as_tensor(q_camids[s:e], dev)[r]
-        gp, gc = gp_t[c], gc_t[c]
-        same = gp == qp
-        ok = (gp != -1) & ~(same & (gc == qc))
-        r, c, same = r[ok], c[ok], same[ok]
-        v = chunk[r, c]
-        if use_key:
-            order = torch.sort(_ordered_key(v, r), stable=True).indices
-        else:  # float64: two stable passes give (row, value, index) order
-            o1 = torch.sort(v, stable=True).indices
-            order = o1[torch.sort(r[o1], stable=True).indices]
-        rs = r[order]
-        is_pos = same[order]
-        counts = torch.bincount(r, minlength=e - s)
-        row_start = torch.cumsum(counts, 0) - counts
-        idx = torch.nonzero(is_pos, as_tuple=True)[0]
-        prs = rs[idx]
-        out_rows.append((prs + s).cpu().numpy())
-        out_ranks.append((idx - row_start[prs]).cpu().numpy())
+        dc = d[s:e]
+        jr, jc = jr_all[jb[ci] : jb[ci + 1]] - s, jc_all[jb[ci] : jb[ci + 1]]
+        if len(jr) or len(junk_cols):  # removed items: +inf never reaches a threshold
+            dc = np.array(dc, copy=True)
+            dc[jr, jc] = np.inf
+            dc[:, junk_cols] = np.inf
+        elif not dc.flags.c_contiguous:
+            dc = np.ascontiguousarray(dc)
+        out_rows.append(pr + s)
+        out_ranks.append(_chunk_ranks(dc, pr, pc))
     if not out_rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(out_rows).astype(np.int64), np.concatenate(out_ranks).astype(np.int64)
+    rows = np.concatenate(out_rows)
+    ranks = np.concatenate(out_ranks)
+    o = np.lexsort((ranks, rows))
+    return rows[o], ranks[o]
 
 
 def metrics_from_ranks(
@@ -278,7 +293,7 @@ def single_gallery_shot_cmc(
     repeats inner); CMC is computed on that reduced gallery and averaged over draws and valid
     queries (as torchreid's ``eval_cuhk03``). Ties are broken by gallery index.
     """
-    d = distmat.detach().cpu().numpy() if hasattr(distmat, "detach") else np.asarray(distmat)
+    d = _as_numpy(distmat)
     q_pids = np.asarray(q_pids, np.int64)
     g_pids = np.asarray(g_pids, np.int64)
     q_camids = np.asarray(q_camids, np.int64)

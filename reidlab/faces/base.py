@@ -41,7 +41,6 @@ _REGISTRY: dict[str, str] = {
     "oracle": "reidlab.faces.oracle:OracleDetector",
     "onnx": "reidlab.faces.external:OnnxFileDetector",
     "torch": "reidlab.faces.external:TorchFileDetector",
-    "union": "reidlab.faces.ensemble:UnionDetector",
 }
 
 EMPTY = np.zeros((0, 5), dtype=np.float32)

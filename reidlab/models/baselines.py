@@ -109,7 +109,7 @@ class BNNeckModel(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int):
         super().__init__()
         self.backbone = backbone
-        self.feature_dim = int(backbone.num_features)
+        self.feature_dim = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
         self.neck = BNNeck(self.feature_dim, num_classes)
 
     def forward(self, x: torch.Tensor):

@@ -1,0 +1,167 @@
+"""Re-ID models: a registry of baselines (timm backbones + re-ID heads) and OSNet.
+
+>>> from reidlab.models import build_model, list_models
+>>> m = build_model("tiny", num_classes=10).eval()          # doctest: +SKIP
+>>> m(torch.zeros(2, 3, *m.input_size)).shape                # doctest: +SKIP
+torch.Size([2, 128])
+
+Every model carries ``name``, ``input_size`` ``(H, W)``, ``pixel_mean``/``pixel_std`` (ImageNet,
+applied by the caller to [0, 1] RGB), ``feature_dim``, ``num_classes`` and ``pretrained_source``
+("scratch", "timm:<hub id>", "file:<path>"). ``train()`` mode returns a dict (``logits``: a tensor
+or a list for multi-part models; ``features`` for the triplet loss); ``eval()`` mode returns the
+``(B, feature_dim)`` features evaluation compares (BoT/efficient/tiny: BNNeck output after BN;
+OSNet: the pooled 512-d ``fc`` feature, un-normalised, as torchreid evaluates; PCB: concatenated
+stripe features; MGN: concatenated branch features).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from reidlab.models.heads import ModelError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _bot(timm_name: str, last_stride_1: bool = True):
+    def build(num_classes, pretrained):
+        from reidlab.models.baselines import BNNeckModel, create_timm, set_last_stride_1
+
+        bb, src = create_timm(timm_name, pretrained, num_classes=0)
+        if last_stride_1:
+            set_last_stride_1(bb)
+        return BNNeckModel(bb, num_classes), src
+    return build
+
+
+def _pcb(num_classes, pretrained):
+    from reidlab.models.baselines import PCB, create_timm, set_last_stride_1
+
+    bb, src = create_timm("resnet50", pretrained, num_classes=0)
+    set_last_stride_1(bb)
+    return PCB(bb, num_classes), src
+
+
+def _mgn(num_classes, pretrained):
+    from reidlab.models.baselines import MGN, create_timm
+
+    bb, src = create_timm("resnet50", pretrained, num_classes=0)
+    return MGN(bb, num_classes), src
+
+
+def _tiny(num_classes, pretrained):
+    from reidlab.models.baselines import BNNeckModel, tiny_backbone
+
+    if pretrained:
+        log.warning("tiny has no ImageNet weights; building it from scratch")
+    return BNNeckModel(tiny_backbone(), num_classes), "scratch"
+
+
+def _osnet(width: str, IN: bool = False):  # noqa: N803
+    def build(num_classes, pretrained):
+        from reidlab.models.osnet import build_osnet
+
+        m = build_osnet(width, num_classes, IN=IN)
+        if pretrained is True:
+            log.warning(
+                "NO IMAGENET WEIGHTS for %s offline (torchreid downloads them from Google Drive): "
+                "building it FROM SCRATCH; pass pretrained='/path/to/%s_imagenet.pth'", width, width)
+            return m, "scratch"
+        return m, "scratch"
+    return build
+
+
+# name -> (builder(num_classes, pretrained) -> (module, source), default input size, stripes, help)
+_REGISTRY: dict[str, tuple[Callable, tuple[int, int], int, str]] = {
+    "bot_r50": (_bot("resnet50"), (256, 128), 1, "BoT strong baseline: ResNet-50, last stride 1, BNNeck"),
+    "pcb_r50": (_pcb, (384, 128), 6, "PCB: ResNet-50, last stride 1, 6 horizontal stripes"),
+    "mgn_r50": (_mgn, (384, 128), 6, "MGN: ResNet-50, global + 2-part + 3-part branches"),
+    "mobilenetv3_l": (_bot("mobilenetv3_large_100", last_stride_1=False), (256, 128), 1,
+                      "efficient: timm mobilenetv3_large_100 + BNNeck"),
+    "osnet_x1_0": (_osnet("osnet_x1_0"), (256, 128), 1, "OSNet x1.0 (torchreid layout)"),
+    "osnet_x0_75": (_osnet("osnet_x0_75"), (256, 128), 1, "OSNet x0.75 (torchreid layout)"),
+    "osnet_x0_5": (_osnet("osnet_x0_5"), (256, 128), 1, "OSNet x0.5 (torchreid layout)"),
+    "osnet_x0_25": (_osnet("osnet_x0_25"), (256, 128), 1, "OSNet x0.25 (torchreid layout)"),
+    "osnet_ibn_x1_0": (_osnet("osnet_x1_0", IN=True), (256, 128), 1, "OSNet-IBN x1.0 (torchreid layout)"),
+    "tiny": (_tiny, (128, 64), 1, "tiny 4-stage ResNet (16-128 ch) + BNNeck, for tests and CPU studies"),
+}
+
+# feature-map stride of each family, for input-size checks of striped models
+_STRIDE = {"pcb_r50": 16, "mgn_r50": 16}
+
+
+def list_models() -> list[str]:
+    """Names :func:`build_model` accepts."""
+    return sorted(_REGISTRY)
+
+
+def describe_models() -> dict[str, str]:
+    """name -> one-line description."""
+    return {k: v[3] for k, v in sorted(_REGISTRY.items())}
+
+
+def _check_input_size(name: str, size: tuple[int, int], stripes: int) -> None:
+    h, w = size
+    if h < 32 or w < 16:
+        raise ModelError(f"{name}: input size {h}x{w} is too small (need at least 32x16)")
+    if stripes > 1:
+        stride = _STRIDE.get(name, 16)
+        if h % (stride * stripes):
+            raise ModelError(
+                f"{name}: input height {h} gives a feature map of {h / stride:g} rows, which does "
+                f"not split into {stripes} equal stripes; use a height that is a multiple of "
+                f"{stride * stripes} (default {_REGISTRY[name][1][0]}x{_REGISTRY[name][1][1]})"
+            )
+
+
+def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path = False,
+                input_size: tuple[int, int] | None = None):
+    """Build a re-ID model by name (see :func:`list_models`).
+
+    Args:
+        name: registry name, e.g. ``"bot_r50"``, ``"osnet_x0_25"``, ``"tiny"``.
+        num_classes: training identities (0 for inference-only models).
+        pretrained: False (scratch), True (ImageNet weights from timm's cache; falls back to
+            scratch with a warning when unavailable), or a weights file (timm backbones: an
+            ImageNet ``.pth``/``.safetensors`` through timm; OSNet: a torchreid checkpoint).
+        input_size: ``(H, W)`` overriding the model's default.
+
+    Raises:
+        ModelError: unknown name (lists the known ones) or an input size the model can't use.
+    """
+    key = name.lower()
+    if key not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    builder, default_size, stripes, _ = _REGISTRY[key]
+    size = tuple(int(s) for s in (input_size or default_size))
+    _check_input_size(key, size, stripes)
+    osnet_file = key.startswith("osnet") and pretrained not in (True, False, None)
+    model, source = builder(int(num_classes), False if osnet_file else pretrained)
+    if osnet_file:
+        from reidlab.models.checkpoint import load_checkpoint
+
+        load_checkpoint(model, pretrained)
+        source = f"file:{pretrained}"
+    model.name = key
+    model.input_size = size
+    model.pixel_mean = IMAGENET_MEAN
+    model.pixel_std = IMAGENET_STD
+    model.num_classes = int(num_classes)
+    model.pretrained_source = source
+    return model
+
+
+def load_checkpoint(model, path, strict_backbone: bool = True) -> dict:
+    """See :func:`reidlab.models.checkpoint.load_checkpoint`."""
+    from reidlab.models.checkpoint import load_checkpoint as _load
+
+    return _load(model, path, strict_backbone=strict_backbone)
+
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "build_model", "describe_models",
+           "list_models", "load_checkpoint"]
