@@ -32,7 +32,7 @@ def make_case(num_q: int, num_g: int, num_ids: int, num_cams: int = 6, dim: int 
     g_cams = rng.integers(0, num_cams, size=num_g)
     perm = rng.permutation(num_g)
     g_pids, g_cams = g_pids[perm], g_cams[perm]
-    noise = 0.55
+    noise = 0.72
 
     def feats(pids):
         c = centres[np.where(pids > 0, pids, 0)]

@@ -107,11 +107,14 @@ class _Patches:
     boxes: Tensor  # (N, 4) the boxes as given (unscaled)
     heights: Tensor  # (N,) region height in px (long)
     widths: Tensor  # (N,) region width in px (long)
-    rows: Tensor  # (N, h_max) image row of each patch row (clamped)
-    cols: Tensor  # (N, w_max) image column of each patch column (clamped)
-    mask: Tensor  # (N, 1, h_max, w_max) combined mask of the image at each patch pixel
+    flat: Tensor  # (N, h_max, C, w_max) flat index of each patch pixel into the images
+    mask: Tensor | None  # (N, h_max, 1, w_max) combined mask at each patch pixel; None = hard (all 1)
     write: Tensor  # (N, h_max, w_max) bool: this patch owns the pixel and its mask is > 0
-    pixels: Tensor  # (N, C, h_max, w_max) the input pixels
+    pixels: Tensor  # (N, h_max, C, w_max) the input pixels
+
+
+def _is_zero(v) -> bool:
+    return isinstance(v, (int, float)) and v == 0
 
 
 def _gather(
@@ -145,32 +148,57 @@ def _gather(
     rows = (r[:, 1:2] + ii).clamp(max=h - 1)
     cols = (r[:, 0:1] + jj).clamp(max=w - 1)
     inreg = (ii[None, :, None] < hs[:, None, None]) & (jj[None, None, :] < ws[:, None, None])
-    # the image's combined mask (max over all its boxes) at each patch pixel: (N, K, hp, wp) -> (N, hp, wp)
-    f = feather_px(sb, feather, feather_rel)
+    hard = mask == "box" and _is_zero(feather) and _is_zero(feather_rel)
     yy, xx = rows[:, None, :, None], cols[:, None, None, :]
-    m = mask_values(xx, yy, sb[bidx][:, :, None, None, :], mask, f[bidx][:, :, None, None])
-    m = torch.where(ok[bidx][:, :, None, None], m, torch.zeros_like(m)).amax(dim=1)
-    # a pixel inside the regions of several boxes of one image is written by the lowest k only
-    oreg = reg[bidx]  # (N, K, 4)
-    in_other = (
-        (xx >= oreg[..., 0, None, None]) & (xx < oreg[..., 2, None, None])
-        & (yy >= oreg[..., 1, None, None]) & (yy < oreg[..., 3, None, None])
-    )
-    earlier = live[bidx] & (torch.arange(k, device=images.device)[None, :] < kidx[:, None])
-    shadowed = (in_other & earlier[:, :, None, None]).any(dim=1)
-    write = inreg & ~shadowed & (m > 0)
-    pixels = images[bidx[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    return _Patches(bidx, kidx, bx[bidx, kidx], hs, ws, rows, cols, m[:, None], write, pixels)
+    if hard:
+        # hard box masks are 1 on every region pixel: skip the (N, K, hp, wp) mask evaluation
+        m = inreg.to(images.dtype)
+    else:
+        # the image's combined mask (max over all its boxes) at each patch pixel: (N, K, hp, wp) -> (N, hp, wp)
+        f = feather_px(sb, feather, feather_rel)
+        m = mask_values(xx, yy, sb[bidx][:, :, None, None, :], mask, f[bidx][:, :, None, None])
+        m = torch.where(ok[bidx][:, :, None, None], m, torch.zeros_like(m)).amax(dim=1) * inreg
+    write = m > 0
+    if k > 1:
+        # a pixel inside the regions of several boxes of one image is written by the lowest k only
+        oreg = reg[bidx]  # (N, K, 4)
+        in_other = (
+            (xx >= oreg[..., 0, None, None]) & (xx < oreg[..., 2, None, None])
+            & (yy >= oreg[..., 1, None, None]) & (yy < oreg[..., 3, None, None])
+        )
+        earlier = live[bidx] & (torch.arange(k, device=images.device)[None, :] < kidx[:, None])
+        write = write & ~(in_other & earlier[:, :, None, None]).any(dim=1)
+    # gather the patches by flat index (torch.take: one simple gather, much cheaper than 4-D
+    # advanced indexing) in layout (N, hp, C, wp): (N, hp, C*wp) for the row operator and
+    # (N, hp*C, wp) for the column operator are then both views, so each is a single bmm.
+    c = images.shape[1]
+    chan = torch.arange(c, device=images.device)
+    flat = (((bidx[:, None, None, None] * c + chan[None, None, :, None]) * h + rows[:, :, None, None]) * w
+            + cols[:, None, None, :])
+    pixels = torch.take(images if images.is_contiguous() else images.contiguous(), flat)
+    return _Patches(bidx, kidx, bx[bidx, kidx], hs, ws, flat, None if hard else m[:, :, None, :], write, pixels)
 
 
 def _scatter(images: Tensor, p: _Patches, anon: Tensor, inplace: bool) -> Tensor:
-    """Composite ``anon`` patches ``(N, C, hp, wp)`` into a copy of ``images`` (or in place)."""
+    """Composite ``anon`` patches ``(N, hp, C, wp)`` into a copy of ``images`` (or in place)."""
     m = p.mask
-    blended = p.pixels * (1 - m) + anon * m
+    blended = anon if m is None else p.pixels * (1 - m) + anon * m
     n, y, x = p.write.nonzero(as_tuple=True)
-    out = images if inplace else images.clone()
-    out[p.bidx[n], :, p.rows[n, y], p.cols[n, x]] = blended.permute(0, 2, 3, 1)[n, y, x]
-    return out
+    if inplace:
+        if not images.is_contiguous():
+            raise ValueError("inplace anonymization needs contiguous images")
+        out = images
+    else:
+        out = images.clone(memory_format=torch.contiguous_format)
+    return out.put_(p.flat[n, y, :, x], blended[n, y, :, x])
+
+
+def _apply_linear(p: _Patches, rmat: Tensor, cmat: Tensor) -> Tensor:
+    """``R @ X @ C^T`` per patch for ``X`` in layout ``(N, hp, C, wp)``; ``rmat (N, hp, hp)``, ``cmat (N, wp, wp)``."""
+    n, hp, c, wp = p.pixels.shape
+    y = torch.bmm(rmat, p.pixels.reshape(n, hp, c * wp))
+    y = torch.bmm(y.reshape(n, hp * c, wp), cmat.transpose(1, 2))
+    return y.reshape(n, hp, c, wp)
 
 
 def _reflect101(pos: Tensor, size: Tensor) -> Tensor:
@@ -275,10 +303,8 @@ def blur_faces(
         raise ValueError("blur sigma must be > 0 (check sigma / sigma_rel and the box heights)")
     s = s.clamp(min=1e-2)
     radius = max(1, math.ceil(truncate * float(s.detach().max())))
-    hp, wp = p.pixels.shape[-2:]
-    rmat = _blur_matrices(p.heights, s, hp, radius)[:, None]
-    cmat = _blur_matrices(p.widths, s, wp, radius)[:, None]
-    anon = rmat @ p.pixels @ cmat.transpose(-1, -2)
+    _, hp, _, wp = p.pixels.shape
+    anon = _apply_linear(p, _blur_matrices(p.heights, s, hp, radius), _blur_matrices(p.widths, s, wp, radius))
     return _scatter(images, p, anon, inplace)
 
 
@@ -330,10 +356,9 @@ def pixelate_faces(
     if bool((n < 1).any()):
         raise ValueError(f"blocks must be >= 1, got {blocks}")
     nb = n.expand(len(p.bidx)) if n.ndim == 0 else n[p.bidx]
-    hp, wp = p.pixels.shape[-2:]
-    rmat = _pixelate_matrices(p.heights, nb, hp, images.dtype)[:, None]
-    cmat = _pixelate_matrices(p.widths, nb, wp, images.dtype)[:, None]
-    anon = rmat @ p.pixels @ cmat.transpose(-1, -2)
+    _, hp, _, wp = p.pixels.shape
+    anon = _apply_linear(p, _pixelate_matrices(p.heights, nb, hp, images.dtype),
+                         _pixelate_matrices(p.widths, nb, wp, images.dtype))
     return _scatter(images, p, anon, inplace)
 
 
@@ -379,11 +404,11 @@ def fill_faces(
     if p is None:
         return images
     shape = p.pixels.shape
-    c = shape[1]
+    c = shape[2]
     if fill == "zero":
         anon = torch.zeros_like(p.pixels)
     elif fill == "mean":
-        anon = images.mean(dim=(2, 3))[p.bidx][:, :, None, None].expand(shape)
+        anon = images.mean(dim=(2, 3))[p.bidx][:, None, :, None].expand(shape)
     elif fill == "noise":
         anon = torch.rand(shape, generator=generator, device=images.device, dtype=images.dtype)
     else:
@@ -391,9 +416,9 @@ def fill_faces(
         if col.ndim == 0:
             col = col.expand(c)
         if col.ndim == 1 and col.shape[0] == c:
-            anon = col[None, :, None, None].expand(shape)
+            anon = col[None, None, :, None].expand(shape)
         elif col.ndim == 2 and col.shape == (images.shape[0], c):
-            anon = col[p.bidx][:, :, None, None].expand(shape)
+            anon = col[p.bidx][:, None, :, None].expand(shape)
         else:
             raise ValueError(f"color: expected a scalar, ({c},) or ({images.shape[0]}, {c}), got {tuple(col.shape)}")
     return _scatter(images, p, anon, inplace)

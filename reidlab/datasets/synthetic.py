@@ -131,9 +131,9 @@ def normalize_config(**settings) -> dict:
             raise DatasetError(f"synthetic: {k} must be in [0, 1], got {c[k]}")
     if float(c["side_fraction"]) + float(c["back_fraction"]) > 1.0:
         raise DatasetError("synthetic: side_fraction + back_fraction must be <= 1")
-    if not 1 <= int(c["num_uniforms"]) or not 0 <= int(c["query_per_id"]) <= nc:
-        raise DatasetError("synthetic: need num_uniforms >= 1 and 0 <= query_per_id <= "
-                           "num_cameras")
+    if int(c["num_uniforms"]) < 1 or int(c["query_per_id"]) < 0 or int(c["num_distractors"]) < 0:
+        raise DatasetError("synthetic: need num_uniforms >= 1, query_per_id >= 0 and "
+                           "num_distractors >= 0")
     if not 50 <= int(c["jpeg_quality"]) <= 100 or not 1 <= int(c["supersample"]) <= 8:
         raise DatasetError("synthetic: need 50 <= jpeg_quality <= 100 and 1 <= supersample <= 8")
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.items()}
@@ -202,12 +202,11 @@ def generate(root: str | Path, num_ids: int = 100, seed: int = 0,
     t0 = time.perf_counter()
     records = _draw(root, cfg, progress)
     counts = {split: sum(1 for r in records if r["split"] == split) for split in SPLIT_FOLDERS}
+    keys = ("path", "pid", "camid", "view", "uniform", "face_height", "box")
     side = {
         "generator_version": GENERATOR_VERSION,
         "box_format": "x1, y1, x2, y2 in output pixels (x2/y2 exclusive edges); null = no face",
-        "images": [{k: r[k] for k in ("path", "pid", "camid", "view", "uniform", "face_height",
-                                           "box")}
-                   for r in records],
+        "images": [{k: r[k] for k in keys} for r in records],
     }
     (root / FACE_BOXES).write_text(json.dumps(side, indent=0))
     meta = {**cfg, "generator_version": GENERATOR_VERSION, "config_hash": config_hash(cfg),
@@ -345,13 +344,20 @@ def ensure_synthetic(root: str | Path | None = None, *, progress: bool = False,
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         generate(tmp, progress=progress, **cfg)
-        if root.exists():
-            old = root.with_name(f".{root.name}.old-{os.getpid()}")
-            root.rename(old)
+        if root.exists():  # an older config: swap it out, then delete it
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+            root.rename(old / "dataset")
             tmp.rename(root)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            tmp.rename(root)
+            try:
+                tmp.rename(root)
+            except OSError:
+                # another process finished the same folder first (rename onto a non-empty
+                # folder fails): keep theirs if it holds this config
+                theirs = read_config(root)
+                if not theirs or theirs.get("config_hash") != want_hash:
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

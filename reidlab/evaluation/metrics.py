@@ -16,8 +16,9 @@ Definitions (all values are fractions in [0, 1], not percentages):
 * ``ap="trapezoid"``: the original Market-1501 MATLAB ``compute_AP.m`` (Zheng et al. 2015), a
   trapezoid rule over the precision/recall curve starting from precision 1 at recall 0:
   ``AP = 1/P * sum_i (p_prev_i + i / r_i) / 2`` with ``p_prev_i = (i - 1) / (r_i - 1)``
-  (precision just before the i-th positive) or ``1`` when ``r_i = 1``. It is never below the
-  standard AP; on Market-1501 models they differ by a few tenths of a mAP point.
+  (precision just before the i-th positive) or ``1`` when ``r_i = 1``. As ``p_prev_i <= i / r_i``
+  it is never above the standard AP; on Market-1501 models they differ by a few tenths of a
+  mAP point.
 * **CMC** ``cmc[k-1]`` = fraction of valid queries whose first positive has rank ``<= k``
   (``k = 1..max_rank``).
 * **mINP** (Ye et al., "Deep Learning for Person Re-identification: A Survey", TPAMI 2021):
@@ -255,7 +256,7 @@ def metrics_from_ranks(
     first[rows[j == 0]] = ranks[j == 0]
     is_last = j == (P[rows] - 1)
     last[rows[is_last]] = ranks[is_last]
-    inp = P / (last + 1.0)
+    inp = P / np.maximum(last + 1.0, 1.0)
     ap_q[~valid] = np.nan
     inp[~valid] = np.nan
     nv = int(valid.sum())
@@ -336,8 +337,8 @@ def rank_metrics(
     """CMC, mAP, mINP and per-query arrays from a ``(Q, G)`` distance matrix.
 
     Args:
-        distmat: ``(Q, G)`` finite distances, numpy or torch on any device (the work runs
-            there). Smaller means more similar.
+        distmat: ``(Q, G)`` finite distances, numpy or torch on any device (copied to the
+            CPU; counting runs in NumPy). Smaller means more similar.
         q_pids, q_camids: ``(Q,)`` int arrays; g_pids, g_camids: ``(G,)`` int arrays.
         max_rank: length of the CMC curve.
         ap: ``"standard"`` (torchreid / fast-reid) or ``"trapezoid"`` (Market-1501 MATLAB).

@@ -155,6 +155,7 @@ class MGN(nn.Module):
         self.head2 = MGNBranchHead(c, num_classes, parts=2, reduce_dim=reduce_dim)
         self.head3 = MGNBranchHead(c, num_classes, parts=3, reduce_dim=reduce_dim)
         self.feature_dim = 8 * reduce_dim
+        self.triplet_dim = reduce_dim
 
     def forward(self, x: torch.Tensor):
         t = self.trunk(x)
