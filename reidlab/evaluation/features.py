@@ -176,7 +176,7 @@ def extract_features(
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device)
     std_t = torch.tensor(std, dtype=torch.float32, device=device)
     out = []
-    nb = non_blocking = device.type == "cuda"  # noqa: F841
+    nb = device.type == "cuda"  # non_blocking copies from pinned memory
     with torch.inference_mode():
         bar = tqdm(total=len(ds), desc=desc or "features", unit="img", disable=not progress)
         try:
@@ -185,8 +185,8 @@ def extract_features(
                 if anonymizer is not None:
                     images = anonymizer(
                         images,
-                        batch["boxes"].to(device, non_blocking=non_blocking),
-                        batch["valid"].to(device, non_blocking=non_blocking),
+                        batch["boxes"].to(device, non_blocking=nb),
+                        batch["valid"].to(device, non_blocking=nb),
                     )
                 out.append(
                     forward_features(

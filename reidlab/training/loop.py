@@ -192,8 +192,9 @@ def _evaluate(model, dataset, cfg: TrainConfig, device, boxes, anonymizer) -> di
 
     opts = dict(cfg.eval_options)
     if anonymizer is not None and opts.pop("anonymize_eval", False):
-        opts.update(boxes=boxes, anonymizer=anonymizer)
+        opts.update(boxes=boxes, query_anonymizer=anonymizer, gallery_anonymizer=anonymizer)
     res = evaluate(model, dataset, device=device, progress=False, **opts)
+    model.train(False)
     return {k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))}
 
 
@@ -364,10 +365,10 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
             if not math.isfinite(float(loss.detach())):
                 raise TrainingError(f"loss became {float(loss)} at epoch {epoch + 1}: lower --lr")
             n_img += images.shape[0]
-            for k, v in {"loss": float(loss), **parts}.items():
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v * images.shape[0]
             dt = time.perf_counter() - t0
-            bar.set_postfix(loss=f"{float(loss):.3f}", img_s=f"{n_img * world / max(dt, 1e-9):.0f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{n_img * world / max(dt, 1e-9):.0f}")
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "images": n_img * world,
                "seconds": round(dt, 3), "images_per_s": round(n_img * world / max(dt, 1e-9), 2),
