@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'method':<34s}{'seconds':>10s}{'ratio':>10s}")
     print(f"{'per-query stable argsort (ref)':<34s}{t_ref:>10.3f}{1.0:>10.2f}")
-    print(f"{'rank_metrics (best of %d)' % args.repeats:<34s}{t_fast:>10.3f}{t_ref / t_fast:>10.1f}x")
+    label = f"rank_metrics (best of {args.repeats})"
+    print(f"{label:<34s}{t_fast:>10.3f}{t_ref / t_fast:>10.1f}x")
     print("max abs diff vs reference: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     ok = max(diffs.values()) <= 1e-9
     print("agreement:", "OK" if ok else "MISMATCH")

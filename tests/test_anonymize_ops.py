@@ -377,3 +377,12 @@ def test_gpu_matches_cpu_and_moves_cpu_boxes(name):
     y_gpu = op(x.cuda(), boxes, None, mask="ellipse", feather=1.0)  # CPU boxes are moved to the GPU
     assert y_gpu.device.type == "cuda"
     torch.testing.assert_close(y_gpu.cpu(), y_cpu, atol=1e-5, rtol=1e-5)
+
+
+def test_full_gradcheck_blur_tiny():
+    """Full (not fast-mode) Jacobian check on a tiny case, image and sigma together."""
+    x = torch.rand(1, 1, 6, 5, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([1.1], dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[[0.5, 1.0, 4.5, 6.0]]], dtype=torch.float64)
+    assert gradcheck(lambda t, q: blur_faces(t, boxes, sigma=q, mask="ellipse", feather=1.0), (x, s),
+                     eps=1e-6, atol=1e-5)

@@ -324,4 +324,24 @@ def test_synthetic_recall_oracle_and_centerface(synthetic_root, tmp_path):
     assert r["recall"] >= SYNTHETIC_RECALL_BOUND, r
 
 
-SYNTHETIC_RECALL_BOUND = 0.5  # set from a measurement (see data/faces.md), with margin
+SYNTHETIC_RECALL_BOUND = 0.55  # measured 0.72 (49 of 68 faces, default settings, IoU 0.3; data/faces.md)
+
+
+def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reidlab.cli import main
+    from reidlab.datasets import build_dataset
+    from reidlab.faces.measure import gallery_figure
+
+    ds = build_dataset("synthetic", synthetic_root)
+    paths = [s.path for s in ds.query]
+    fig = gallery_figure(paths, {paths[0]: np.array([[10, 5, 30, 25, 0.9]], np.float32)}, n=4, cols=2)
+    assert len(fig.axes) == 4 and len(fig.axes[0].patches) + len(fig.axes[1].patches) <= 2
+    out = tmp_path / "det.parquet"
+    rc = main(["detect", "synthetic", str(synthetic_root), "--detector", "oracle", "--cache-dir",
+               str(tmp_path / "c"), "--no-progress", "--fail-closed", "0.3", "--out", str(out)])
+    assert rc == 0 and out.is_file()
+    text = capsys.readouterr().out
+    assert "face found in" in text and "query" in text and "gallery" in text

@@ -59,7 +59,7 @@ def test_features_flip_and_normalize_match_manual(samples):
         xs = torch.cat([manual_input(s.path) for s in samples])
         plain = model(xs)
         flipped = plain + model(xs.flip(3))
-    kw = dict(size=SIZE, mean=MEAN, std=STD, progress=False)
+    kw = {"size": SIZE, "mean": MEAN, "std": STD, "progress": False}
     f = extract_features(model, samples, batch_size=2, **kw)
     assert f.shape == (5, 5) and f.dtype == torch.float32
     torch.testing.assert_close(f, plain, atol=1e-5, rtol=1e-5)
@@ -142,7 +142,7 @@ def test_evaluate_on_synthetic(synthetic_root, tmp_path):
 
     res = evaluate(model, ds, progress=False, checkpoint="none.pth", query_anonymizer=invert)
     # the same numbers from the parts
-    kw = dict(size=(32, 16), mean=MEAN, std=STD, progress=False)
+    kw = {"size": (32, 16), "mean": MEAN, "std": STD, "progress": False}
     qf = extract_features(model, ds.query, anonymizer=invert, **kw)
     gf = extract_features(model, ds.gallery, **kw)
     d = pairwise_distance(qf, gf)

@@ -56,17 +56,24 @@ def as_padded_boxes(
     if isinstance(boxes, (list, tuple)):
         if len(boxes) != batch_size:
             raise ValueError(f"boxes: got a list of {len(boxes)} box sets for {batch_size} images")
-        rows = [torch.as_tensor(b).reshape(-1, torch.as_tensor(b).shape[-1] if torch.as_tensor(b).numel() else 4)
-                for b in boxes]
-        for i, b in enumerate(rows):
-            if b.shape[-1] < 4:
-                raise ValueError(f"boxes[{i}]: expected shape (K, 4), got {tuple(b.shape)}")
-        k = max((len(b) for b in rows), default=0)
-        out = torch.zeros(batch_size, k, 4, device=device, dtype=dtype)
-        ok = torch.zeros(batch_size, k, device=device, dtype=torch.bool)
-        for i, b in enumerate(rows):
-            out[i, : len(b)] = b[:, :4].to(device=device, dtype=dtype)
-            ok[i, : len(b)] = True
+        rows = []
+        for i, b in enumerate(boxes):
+            t = torch.as_tensor(b)
+            t = t.reshape(-1, t.shape[-1] if t.numel() else 4)
+            if t.shape[-1] < 4:
+                raise ValueError(f"boxes[{i}]: expected shape (K, 4), got {tuple(t.shape)}")
+            rows.append(t[:, :4].to(dtype=dtype))
+        counts = torch.tensor([len(t) for t in rows])
+        k = int(counts.max()) if len(rows) else 0
+        out = torch.zeros(batch_size, k, 4, dtype=dtype)
+        ok = torch.zeros(batch_size, k, dtype=torch.bool)
+        if k:
+            # one scatter for the whole batch instead of a small copy per image
+            bi = torch.repeat_interleave(torch.arange(batch_size), counts)
+            ki = torch.arange(len(bi)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+            out[bi, ki] = torch.cat([t.cpu() for t in rows])
+            ok[bi, ki] = True
+        out, ok = out.to(device), ok.to(device)
         return out, ok
     if not isinstance(boxes, Tensor):
         raise TypeError(f"boxes: expected a (B, K, 4) tensor or a list of (K, 4) tensors, got {type(boxes)}")

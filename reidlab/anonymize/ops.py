@@ -100,16 +100,21 @@ def composite(images: Tensor, anon: Tensor, mask: Tensor) -> Tensor:
 
 @dataclass
 class _Patches:
-    """The box regions of a batch, gathered as patches (internal)."""
+    """The box regions of a batch, gathered as equal-sized windows (internal).
+
+    Each window is ``h_max x w_max`` and lies fully inside its image (shifted up/left at the
+    bottom/right border); the box region sits in it at offset ``(oy, ox)``.
+    """
 
     bidx: Tensor  # (N,) image index of each box
-    kidx: Tensor  # (N,) box index within its image
     boxes: Tensor  # (N, 4) the boxes as given (unscaled)
     heights: Tensor  # (N,) region height in px (long)
     widths: Tensor  # (N,) region width in px (long)
-    flat: Tensor  # (N, h_max, C, w_max) flat index of each patch pixel into the images
-    mask: Tensor | None  # (N, h_max, 1, w_max) combined mask at each patch pixel; None = hard (all 1)
-    write: Tensor  # (N, h_max, w_max) bool: this patch owns the pixel and its mask is > 0
+    oy: Tensor  # (N,) region offset in the window (rows)
+    ox: Tensor  # (N,) region offset in the window (columns)
+    flat: Tensor  # (N, h_max, C, w_max) flat index of each window pixel into the images
+    mask: Tensor  # (N, h_max, 1, w_max) the image's combined mask at each window pixel (0 outside regions)
+    write: Tensor | None  # (N, h_max, w_max) bool pixels this window writes; None = all (one box per image)
     pixels: Tensor  # (N, h_max, C, w_max) the input pixels
 
 
@@ -129,8 +134,9 @@ def _gather(
     _check_images(images)
     if mask not in MASK_SHAPES:
         raise ValueError(f"mask: expected one of {MASK_SHAPES}, got {mask!r}")
-    b, _, h, w = images.shape
-    bx, ok = as_padded_boxes(boxes, valid, b, images.device, images.dtype)
+    b, c, h, w = images.shape
+    dev = images.device
+    bx, ok = as_padded_boxes(boxes, valid, b, dev, images.dtype)
     k = bx.shape[1]
     if k == 0 or not bool(ok.any()):
         return None
@@ -143,58 +149,69 @@ def _gather(
     r = reg[bidx, kidx]
     hs, ws = r[:, 3] - r[:, 1], r[:, 2] - r[:, 0]
     hmax, wmax = int(hs.max()), int(ws.max())
-    ii = torch.arange(hmax, device=images.device)
-    jj = torch.arange(wmax, device=images.device)
-    rows = (r[:, 1:2] + ii).clamp(max=h - 1)
-    cols = (r[:, 0:1] + jj).clamp(max=w - 1)
-    inreg = (ii[None, :, None] < hs[:, None, None]) & (jj[None, None, :] < ws[:, None, None])
-    hard = mask == "box" and _is_zero(feather) and _is_zero(feather_rel)
-    yy, xx = rows[:, None, :, None], cols[:, None, None, :]
-    if hard:
-        # hard box masks are 1 on every region pixel: skip the (N, K, hp, wp) mask evaluation
-        m = inreg.to(images.dtype)
+    # window origin: the region's corner, shifted so that the window stays inside the image
+    wy, wx = r[:, 1].clamp(max=h - hmax), r[:, 0].clamp(max=w - wmax)
+    oy, ox = r[:, 1] - wy, r[:, 0] - wx
+    ii = torch.arange(hmax, device=dev)
+    jj = torch.arange(wmax, device=dev)
+    yy = (wy[:, None] + ii)[:, None, :, None]  # (N, 1, hp, 1) image rows of the window
+    xx = (wx[:, None] + jj)[:, None, None, :]  # (N, 1, 1, wp) image columns
+    in_y = (ii[None, :] >= oy[:, None]) & (ii[None, :] < (oy + hs)[:, None])
+    in_x = (jj[None, :] >= ox[:, None]) & (jj[None, :] < (ox + ws)[:, None])
+    inreg = in_y[:, :, None] & in_x[:, None, :]  # (N, hp, wp) this box's region
+    if mask == "box" and _is_zero(feather) and _is_zero(feather_rel):
+        m = inreg.to(images.dtype)  # hard box masks: 1 on the region (no (N, K, hp, wp) evaluation)
     else:
-        # the image's combined mask (max over all its boxes) at each patch pixel: (N, K, hp, wp) -> (N, hp, wp)
+        # the image's combined mask (max over all its boxes) at each window pixel, restricted to this region
         f = feather_px(sb, feather, feather_rel)
         m = mask_values(xx, yy, sb[bidx][:, :, None, None, :], mask, f[bidx][:, :, None, None])
         m = torch.where(ok[bidx][:, :, None, None], m, torch.zeros_like(m)).amax(dim=1) * inreg
-    write = m > 0
-    if k > 1:
-        # a pixel inside the regions of several boxes of one image is written by the lowest k only
+    write = None
+    if bool((live.sum(dim=1) > 1).any()):
+        # several boxes in one image: each window writes only the pixels of its own region, and a
+        # pixel in the regions of several boxes only from the lowest k
         oreg = reg[bidx]  # (N, K, 4)
         in_other = (
             (xx >= oreg[..., 0, None, None]) & (xx < oreg[..., 2, None, None])
             & (yy >= oreg[..., 1, None, None]) & (yy < oreg[..., 3, None, None])
         )
-        earlier = live[bidx] & (torch.arange(k, device=images.device)[None, :] < kidx[:, None])
-        write = write & ~(in_other & earlier[:, :, None, None]).any(dim=1)
-    # gather the patches by flat index (torch.take: one simple gather, much cheaper than 4-D
-    # advanced indexing) in layout (N, hp, C, wp): (N, hp, C*wp) for the row operator and
-    # (N, hp*C, wp) for the column operator are then both views, so each is a single bmm.
-    c = images.shape[1]
-    chan = torch.arange(c, device=images.device)
-    flat = (((bidx[:, None, None, None] * c + chan[None, None, :, None]) * h + rows[:, :, None, None]) * w
-            + cols[:, None, None, :])
-    pixels = torch.take(images if images.is_contiguous() else images.contiguous(), flat)
-    return _Patches(bidx, kidx, bx[bidx, kidx], hs, ws, flat, None if hard else m[:, :, None, :], write, pixels)
+        earlier = live[bidx] & (torch.arange(k, device=dev)[None, :] < kidx[:, None])
+        write = inreg & ~(in_other & earlier[:, :, None, None]).any(dim=1)
+    # gather by flat index (1-D index_select: on CPU ~8x faster than torch.take or 4-D advanced
+    # indexing) in layout (N, hp, C, wp): (N, hp, C*wp) for the row operator and (N, hp*C, wp)
+    # for the column operator are then both views, so each is a single bmm.
+    base = (bidx * c * h + wy) * w + wx
+    offs = (torch.arange(c, device=dev)[None, :, None] * h + ii[:, None, None]) * w + jj[None, None, :]
+    flat = base[:, None, None, None] + offs
+    src = images if images.is_contiguous() else images.contiguous()
+    pixels = src.view(-1).index_select(0, flat.reshape(-1)).view(flat.shape)
+    return _Patches(bidx, bx[bidx, kidx], hs, ws, oy, ox, flat, m[:, :, None, :], write, pixels)
 
 
 def _scatter(images: Tensor, p: _Patches, anon: Tensor, inplace: bool) -> Tensor:
-    """Composite ``anon`` patches ``(N, hp, C, wp)`` into a copy of ``images`` (or in place)."""
+    """Composite ``anon`` windows ``(N, hp, C, wp)`` into a copy of ``images`` (or in place).
+
+    ``torch.where(m > 0, ...)`` keeps the input pixel itself wherever the mask is 0, so writing a
+    whole window back leaves everything outside the masks bit-identical.
+    """
     m = p.mask
-    blended = anon if m is None else p.pixels * (1 - m) + anon * m
-    n, y, x = p.write.nonzero(as_tuple=True)
+    blended = torch.where(m > 0, p.pixels * (1 - m) + anon * m, p.pixels)
     if inplace:
         if not images.is_contiguous():
             raise ValueError("inplace anonymization needs contiguous images")
         out = images
     else:
         out = images.clone(memory_format=torch.contiguous_format)
-    return out.put_(p.flat[n, y, :, x], blended[n, y, :, x])
+    if p.write is None:  # one box per image: windows of different images never overlap
+        out.view(-1).index_copy_(0, p.flat.reshape(-1), blended.reshape(-1))
+    else:
+        pos = p.write[:, :, None, :].expand(p.flat.shape).reshape(-1).nonzero().squeeze(1)
+        out.view(-1).index_copy_(0, p.flat.reshape(-1).index_select(0, pos), blended.reshape(-1).index_select(0, pos))
+    return out
 
 
 def _apply_linear(p: _Patches, rmat: Tensor, cmat: Tensor) -> Tensor:
-    """``R @ X @ C^T`` per patch for ``X`` in layout ``(N, hp, C, wp)``; ``rmat (N, hp, hp)``, ``cmat (N, wp, wp)``."""
+    """``R @ X @ C^T`` per window for ``X`` in layout ``(N, hp, C, wp)``; ``rmat (N, hp, hp)``, ``cmat (N, wp, wp)``."""
     n, hp, c, wp = p.pixels.shape
     y = torch.bmm(rmat, p.pixels.reshape(n, hp, c * wp))
     y = torch.bmm(y.reshape(n, hp * c, wp), cmat.transpose(1, 2))
@@ -209,28 +226,32 @@ def _reflect101(pos: Tensor, size: Tensor) -> Tensor:
     return torch.where(size > 1, q, torch.zeros_like(q))
 
 
-def _blur_matrices(sizes: Tensor, sigma: Tensor, nmax: int, radius: int) -> Tensor:
-    """``(N, nmax, nmax)`` 1-D Gaussian blur operators with reflect-101 borders at ``sizes``."""
+def _blur_matrices(sizes: Tensor, offsets: Tensor, sigma: Tensor, nmax: int, radius: int) -> Tensor:
+    """``(N, nmax, nmax)`` 1-D Gaussian blur operators over the region ``[offset, offset + size)``
+    of a window, reflect-101 at the region's borders (rows outside the region are never used)."""
     from kornia.filters import get_gaussian_kernel1d
 
     kern = get_gaussian_kernel1d(2 * radius + 1, sigma[:, None])  # (N, 2r+1), sums to 1
-    i = torch.arange(nmax, device=sizes.device)
-    t = torch.arange(-radius, radius + 1, device=sizes.device)
-    src = _reflect101(i[None, :, None] + t[None, None, :], sizes[:, None, None])  # (N, nmax, 2r+1)
+    i = torch.arange(nmax, device=sizes.device)[None, :, None] - offsets[:, None, None]
+    t = torch.arange(-radius, radius + 1, device=sizes.device)[None, None, :]
+    src = offsets[:, None, None] + _reflect101(i + t, sizes[:, None, None])  # (N, nmax, 2r+1)
     mat = torch.zeros(len(sizes), nmax, nmax, device=sigma.device, dtype=sigma.dtype)
     return mat.scatter_add(2, src, kern[:, None, :].expand(-1, nmax, -1))
 
 
-def _pixelate_matrices(sizes: Tensor, blocks: Tensor, nmax: int, dtype: torch.dtype) -> Tensor:
-    """``(N, nmax, nmax)`` operators: area-average over ``blocks`` cells, then nearest upsampling."""
+def _pixelate_matrices(sizes: Tensor, offsets: Tensor, blocks: Tensor, nmax: int, dtype: torch.dtype) -> Tensor:
+    """``(N, nmax, nmax)`` operators over the region ``[offset, offset + size)`` of a window:
+    area-average over ``blocks`` cells, then nearest upsampling."""
     n = torch.minimum(blocks, sizes).clamp(min=1)  # never more cells than pixels
-    i = torch.arange(nmax, device=sizes.device)
-    cell_of = torch.div(i[None, :] * n[:, None], sizes[:, None], rounding_mode="floor")  # (N, nmax)
+    i = (torch.arange(nmax, device=sizes.device)[None, :] - offsets[:, None]).clamp(min=0)
+    i = torch.minimum(i, sizes[:, None] - 1)  # rows outside the region: any finite value (never used)
+    cell_of = torch.div(i * n[:, None], sizes[:, None], rounding_mode="floor")  # (N, nmax)
     cell = (sizes.to(dtype) / n.to(dtype))[:, None, None]
     lo = cell_of.to(dtype)[:, :, None] * cell
-    j = i.to(dtype)[None, None, :]
-    overlap = (torch.minimum(j + 1, lo + cell) - torch.maximum(j, lo)).clamp(min=0)
-    return overlap / cell * (i[None, None, :] < sizes[:, None, None])
+    j = torch.arange(nmax, device=sizes.device)[None, None, :] - offsets[:, None, None]
+    jf = j.to(dtype)
+    overlap = (torch.minimum(jf + 1, lo + cell) - torch.maximum(jf, lo)).clamp(min=0)
+    return overlap / cell * ((j >= 0) & (j < sizes[:, None, None]))
 
 
 def _per_patch(value, p: _Patches, ref: Tensor, name: str) -> Tensor:
@@ -304,7 +325,8 @@ def blur_faces(
     s = s.clamp(min=1e-2)
     radius = max(1, math.ceil(truncate * float(s.detach().max())))
     _, hp, _, wp = p.pixels.shape
-    anon = _apply_linear(p, _blur_matrices(p.heights, s, hp, radius), _blur_matrices(p.widths, s, wp, radius))
+    anon = _apply_linear(p, _blur_matrices(p.heights, p.oy, s, hp, radius),
+                         _blur_matrices(p.widths, p.ox, s, wp, radius))
     return _scatter(images, p, anon, inplace)
 
 
@@ -357,8 +379,8 @@ def pixelate_faces(
         raise ValueError(f"blocks must be >= 1, got {blocks}")
     nb = n.expand(len(p.bidx)) if n.ndim == 0 else n[p.bidx]
     _, hp, _, wp = p.pixels.shape
-    anon = _apply_linear(p, _pixelate_matrices(p.heights, nb, hp, images.dtype),
-                         _pixelate_matrices(p.widths, nb, wp, images.dtype))
+    anon = _apply_linear(p, _pixelate_matrices(p.heights, p.oy, nb, hp, images.dtype),
+                         _pixelate_matrices(p.widths, p.ox, nb, wp, images.dtype))
     return _scatter(images, p, anon, inplace)
 
 

@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="onnx/torch: the detector file (see reidlab/faces/external.py)")
     parser.add_argument("--upscale", type=float, help="resize factor before detection")
     parser.add_argument("--threshold", type=float, help="score threshold")
-    parser.add_argument("--flip-tta", action="store_true", default=None, help="centerface: add flipped pass")
+    parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="centerface: add a horizontally flipped pass (default on)")
+    parser.add_argument("--box-scale", type=float, help="enlarge boxes about their centres by this factor")
     parser.add_argument("--head-region", type=float,
                         help="drop boxes whose centre is below this fraction of the crop height")
     parser.add_argument("--fail-closed", type=float, metavar="FRAC",
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from reidlab.faces.measure import parsing_recall, split_summary
 
     params = {"upscale": args.upscale, "threshold": args.threshold, "flip_tta": args.flip_tta,
-              "head_region": args.head_region, "path": args.model}
+              "head_region": args.head_region, "box_scale": args.box_scale, "path": args.model}
     if args.detector == "oracle":
         params["root"] = args.root
     params = {k: v for k, v in params.items() if v is not None}

@@ -31,9 +31,22 @@ _EXPORTS = {
 
 # ``evaluate`` is both a submodule and its function: import it now (NumPy only, no torch) so the
 # package attribute is the function, not the module a later submodule import would set.
-from reidlab.evaluation.evaluate import evaluate  # noqa: E402
+from reidlab.evaluation.evaluate import evaluate
 
-__all__ = sorted([*_EXPORTS, "evaluate"])
+__all__ = [
+    "EvalResult",
+    "FeatureExtractor",
+    "RankMetrics",
+    "evaluate",
+    "extract_features",
+    "forward_features",
+    "pairwise_distance",
+    "positive_ranks",
+    "rank_metrics",
+    "re_ranking",
+    "re_ranking_features",
+    "single_gallery_shot_cmc",
+]
 
 
 def __getattr__(name: str) -> Any:

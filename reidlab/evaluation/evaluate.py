@@ -90,10 +90,11 @@ def evaluate(
     mean = tuple(mean or getattr(model, "pixel_mean", (0.485, 0.456, 0.406)))
     std = tuple(std or getattr(model, "pixel_std", (0.229, 0.224, 0.225)))
     query, gallery = list(dataset.query), list(dataset.gallery)
-    common = dict(
-        size=size, mean=mean, std=std, batch_size=batch_size, flip=flip, normalize=normalize,
-        boxes=boxes, device=device, num_workers=num_workers, amp=amp, progress=progress,
-    )
+    common = {
+        "size": size, "mean": mean, "std": std, "batch_size": batch_size, "flip": flip,
+        "normalize": normalize, "boxes": boxes, "device": device, "num_workers": num_workers,
+        "amp": amp, "progress": progress,
+    }
     t0 = time.perf_counter()
     qf = extract_features(model, query, anonymizer=query_anonymizer, desc="query", **common)
     gf = extract_features(model, gallery, anonymizer=gallery_anonymizer, desc="gallery", **common)

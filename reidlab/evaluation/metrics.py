@@ -28,9 +28,10 @@ How it is fast: no row is ever fully sorted. For each query only the gallery ite
 ``<=`` its farthest positive can precede a positive, so a chunk of queries is thresholded at
 once (in cache-sized chunks), each surviving item gets one ``int64`` key ``(query, distance
 bits, index)``, a ``searchsorted`` among the positives' keys drops it into the bucket between
-two consecutive positives, and bucket counts give every positive's rank. Every metric follows
-from those ranks. The counting runs in NumPy on the CPU (a torch matrix on a GPU is copied over;
-for Market that is ~200 MB, a few ms on PCIe) - see ``benchmarks/bench_metrics.py``.
+two consecutive positives, and bucket counts give every positive's rank (float64 distances
+are ordered exactly by a lexsort of the surviving items instead). Every metric follows from those
+ranks. The counting runs in NumPy on the CPU; a torch matrix on a GPU is copied to host memory
+first. Timings: ``benchmarks/bench_metrics.py``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ be resolved differently from numpy's argsort (the reference's own tie order is u
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,8 @@ def _default_rows(n: int, max_memory_mb: float) -> int:
 
 
 def _rerank_core(
-    rows_fn: Callable[[int, int], "torch.Tensor"],  # noqa: F821
+    rows_fn: Callable[[int, int, bool], Any],
+    pair_fn: Callable[[Any, Any], Any],
     num_query: int,
     num_all: int,
     k1: int,
@@ -42,6 +44,13 @@ def _rerank_core(
     device,
     chunk_rows: int,
 ):
+    """Re-ranking over ``N = num_all`` points, the first ``num_query`` being queries.
+
+    ``rows_fn(s, e, gallery_only)``: raw distances of points ``s:e`` to all N points (or to the
+    gallery points only); ``pair_fn(rows, cols)``: raw distances of index pairs. Only two dense
+    passes are made (all rows once for neighbours, query rows once for the output); ``V`` stays
+    sparse.
+    """
     import torch
 
     N, Q = num_all, num_query
@@ -49,20 +58,20 @@ def _rerank_core(
     kh = int(np.around(k1 / 2.0))
     kk = min(k1 + 1, N)
 
-    def norm_rows(s, e):
-        d = rows_fn(s, e).to(device=device, dtype=torch.float32) ** 2
-        return d / d.max(dim=1, keepdim=True).values
-
-    # 1) k1+1 nearest neighbours of every point (itself first)
+    # 1) k1+1 nearest neighbours of every point (itself first) and each row's maximum
     knn = torch.empty((N, kk), dtype=torch.int64, device=device)
+    row_max = torch.empty(N, dtype=torch.float32, device=device)
     for s in range(0, N, chunk_rows):
         e = min(N, s + chunk_rows)
-        d = norm_rows(s, e)
+        d = rows_fn(s, e, False).to(device=device, dtype=torch.float32) ** 2
+        row_max[s:e] = d.max(dim=1).values
+        d /= row_max[s:e, None]
         vals, idx = torch.topk(d, kk, dim=1, largest=False, sorted=True)
         # ties inside the selection ordered by index (what a stable argsort gives)
         o = torch.sort(idx, dim=1).indices
         o = o.gather(1, torch.sort(vals.gather(1, o), dim=1, stable=True).indices)
         knn[s:e] = idx.gather(1, o)
+        del d
     ar = torch.arange(N, device=device)
 
     def reciprocal(k):  # (N, k+1) neighbours and mask of the k-reciprocal ones
@@ -74,28 +83,27 @@ def _rerank_core(
     Fh, Mh = reciprocal(kh)
     sizes_h = Mh.sum(1).double()
 
-    # 2) sparse V: expanded k-reciprocal sets with Gaussian weights
+    # 2) sparse V: expanded k-reciprocal sets with Gaussian weights exp(-d) / sum
     v_rows, v_cols, v_vals = [], [], []
     for s in range(0, N, chunk_rows):
         e = min(N, s + chunk_rows)
         n = e - s
+        Fc, Mc = F[s:e], M[s:e]
+        ri = torch.arange(n, device=device)[:, None].expand_as(Fc)
         rset = torch.zeros((n, N), dtype=torch.bool, device=device)
-        ri = torch.arange(n, device=device)[:, None].expand_as(F[s:e])
-        rset[ri[M[s:e]], F[s:e][M[s:e]]] = True
-        cand = F[s:e]  # (n, k1+1) candidates c, valid where M
-        fc, mc = Fh[cand], Mh[cand]  # (n, k1+1, kh+1)
+        rset[ri[Mc], Fc[Mc]] = True
+        fc, mc = Fh[Fc], Mh[Fc]  # candidates' half-size reciprocal sets (n, k1+1, kh+1)
         inr = rset.gather(1, fc.reshape(n, -1)).view_as(fc) & mc
-        accept = M[s:e] & (inr.sum(-1).double() > (2.0 / 3.0) * sizes_h[cand])
-        eset = rset.clone()
+        accept = Mc & (inr.sum(-1).double() > (2.0 / 3.0) * sizes_h[Fc])
         sel = accept[:, :, None] & mc
         bi = torch.arange(n, device=device)[:, None, None].expand_as(fc)
-        eset[bi[sel], fc[sel]] = True
-        w = torch.exp(-norm_rows(s, e)) * eset
-        w = w / w.sum(1, keepdim=True)
-        r, c = torch.nonzero(eset, as_tuple=True)
-        v_rows.append(r + s)
+        key = torch.unique(torch.cat([ri[Mc] * N + Fc[Mc], bi[sel] * N + fc[sel]]))
+        r, c = key // N + s, key % N
+        w = torch.exp(-(pair_fn(r, c).to(device=device, dtype=torch.float32) ** 2) / row_max[r])
+        w = w / torch.zeros(N, dtype=torch.float32, device=device).index_add_(0, r, w)[r]
+        v_rows.append(r)
         v_cols.append(c)
-        v_vals.append(w[r, c])
+        v_vals.append(w)
     V = torch.sparse_coo_tensor(
         torch.stack([torch.cat(v_rows), torch.cat(v_cols)]), torch.cat(v_vals), (N, N),
         check_invariants=False,
@@ -133,14 +141,14 @@ def _rerank_core(
         a, b = int(q_ptr[s]), int(q_ptr[e])
         qi, qk, qv = vr[a:b] - s, vc[a:b], vv[a:b]
         cnt = col_cnt[qk]
-        rep_i = torch.repeat_interleave(qi, cnt)
-        rep_v = torch.repeat_interleave(qv, cnt)
         start = torch.repeat_interleave(col_ptr[qk] - (torch.cumsum(cnt, 0) - cnt), cnt)
         pos = start + torch.arange(int(cnt.sum()), device=device)
-        tm = torch.zeros((e - s, G), dtype=torch.float32, device=device)
-        tm.index_put_((rep_i, inv_row[pos] - Q), torch.minimum(rep_v, inv_val[pos]), accumulate=True)
-        jac = 1.0 - tm / (2.0 - tm)
-        out[s:e] = jac * (1.0 - lambda_value) + norm_rows(s, e)[:, Q:] * lambda_value
+        flat = torch.repeat_interleave(qi, cnt) * G + (inv_row[pos] - Q)
+        mins = torch.minimum(torch.repeat_interleave(qv, cnt), inv_val[pos])
+        tm = torch.zeros((e - s) * G, dtype=torch.float32, device=device)
+        tm = tm.index_add_(0, flat, mins).view(e - s, G)
+        d = rows_fn(s, e, True).to(device=device, dtype=torch.float32) ** 2 / row_max[s:e, None]
+        out[s:e] = (1.0 - tm / (2.0 - tm)) * (1.0 - lambda_value) + d * lambda_value
     return out
 
 
@@ -178,19 +186,31 @@ def re_ranking(
             f"{tuple(gg.shape)}"
         )
 
-    def rows(s, e):
+    def rows(s, e, gallery_only):
         parts = []
         if s < Q:
             qe = min(e, Q)
-            parts.append(torch.cat([qq[s:qe], qg[s:qe]], 1).float())
+            parts.append(qg[s:qe] if gallery_only else torch.cat([qq[s:qe], qg[s:qe]], 1))
         if e > Q:
             gs = max(s, Q) - Q
-            parts.append(torch.cat([qg[:, gs : e - Q].t(), gg[gs : e - Q]], 1).float())
-        return torch.cat(parts, 0)
+            g_rows = gg[gs : e - Q]
+            parts.append(g_rows if gallery_only else torch.cat([qg[:, gs : e - Q].t(), g_rows], 1))
+        return torch.cat(parts, 0).float()
+
+    def pairs(r, c):
+        rq, cq = r < Q, c < Q
+        rg, cg = (r - Q).clamp(min=0), (c - Q).clamp(min=0)
+        rr, cc = r.clamp(max=Q - 1), c.clamp(max=Q - 1)
+        return torch.where(
+            rq,
+            torch.where(cq, qq[rr, cc], qg[rr, cg]),
+            torch.where(cq, qg[cc, rg], gg[rg, cg]),
+        ).float()
 
     with torch.no_grad():
         out = _rerank_core(
-            rows, Q, Q + G, k1, k2, lambda_value, device, _default_rows(Q + G, max_memory_mb)
+            rows, pairs, Q, Q + G, k1, k2, lambda_value, device,
+            _default_rows(Q + G, max_memory_mb),
         )
     return out.cpu().numpy() if as_numpy else out
 
@@ -216,13 +236,30 @@ def re_ranking_features(
     q = torch.as_tensor(qf).float()
     g = torch.as_tensor(gf).float().to(q.device)
     allf = torch.cat([q, g], 0)
+    Q = len(q)
+    if metric == "cosine":
+        unit = torch.nn.functional.normalize(allf, dim=1)
+    else:
+        sq = (allf * allf).sum(1)
 
-    def rows(s, e):
-        return pairwise_distance(allf[s:e], allf, metric=metric)
+    def rows(s, e, gallery_only):
+        return pairwise_distance(allf[s:e], allf[Q:] if gallery_only else allf, metric=metric)
+
+    def pairs(r, c):  # the same formulas as pairwise_distance, for index pairs
+        out = torch.empty(len(r), dtype=torch.float32, device=q.device)
+        step = max(1, (1 << 22) // max(1, allf.shape[1]))  # ~16 MB of gathered features
+        for i in range(0, len(r), step):
+            ri, ci = r[i : i + step], c[i : i + step]
+            if metric == "cosine":
+                out[i : i + step] = 1.0 - (unit[ri] * unit[ci]).sum(1)
+            else:
+                dot = (allf[ri] * allf[ci]).sum(1)
+                out[i : i + step] = (sq[ri] + sq[ci] - 2.0 * dot).clamp(min=0.0)
+        return out
 
     with torch.no_grad():
         out = _rerank_core(
-            rows, len(q), len(allf), k1, k2, lambda_value, q.device,
+            rows, pairs, Q, len(allf), k1, k2, lambda_value, q.device,
             _default_rows(len(allf), max_memory_mb),
         )
     return out.cpu().numpy() if as_numpy else out

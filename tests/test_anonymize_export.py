@@ -1,0 +1,197 @@
+"""The dataset anonymizer (export + verify) on the synthetic dataset and tiny hand-made folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from reidlab.anonymize import Anonymizer, box_masks
+from reidlab.anonymize.export import (
+    JOURNAL,
+    MANIFEST,
+    ExportError,
+    boxes_faces,
+    export_dataset,
+    verify_export,
+)
+from reidlab.imageio import read_rgb
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A hand-made dataset: 5 PNG crops in two folders, a corrupt JPEG, an empty PNG, a readme and a Thumbs.db."""
+    root = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    boxes = {}
+    for i, rel in enumerate(["query/0001_c1s1_000001_00.png", "query/0002_c2s1_000002_00.png",
+                             "bounding_box_test/0001_c3s1_000003_00.png", "bounding_box_test/0002_c1s1_000004_00.png",
+                             "bounding_box_test/0003_c2s1_000005_00.png"]):
+        write_png(root / rel, rng.integers(0, 256, (32, 16, 3), dtype=np.uint8))
+        boxes[str(root / rel)] = np.array([[3.0 + i % 3, 2.0, 11.0 + i % 3, 12.0]], np.float32) if i != 4 else \
+            np.zeros((0, 4), np.float32)
+    (root / "query" / "0009_c1s1_000009_00.jpg").write_bytes(b"this is not a jpeg")
+    (root / "query" / "0010_c1s1_000010_00.png").write_bytes(b"")
+    (root / "readme.txt").write_text("a dataset\n")
+    (root / "query" / "Thumbs.db").write_bytes(b"\x00\x01")
+    return root, boxes
+
+
+def _anon(**kw):
+    return Anonymizer(kw.pop("method", "zero"), **kw)
+
+
+def test_tiny_export_pixels_manifest_corrupt_and_verify(tiny, tmp_path):
+    src, boxes = tiny
+    before = tree_hashes(src)
+    dst = tmp_path / "out"
+    anon = _anon(method="blur", mask="ellipse", scale=1.2, feather=1.0)
+    m = export_dataset(src, dst, faces=boxes_faces(boxes), anonymizer=anon, fmt="png",
+                       detector_info={"name": "given", "params": {"x": 1}}, progress=False)
+    assert tree_hashes(src) == before  # the source is never touched
+    # layout and names preserved, non-image files copied, Thumbs.db skipped
+    assert (dst / "readme.txt").read_text() == "a dataset\n"
+    assert not (dst / "query" / "Thumbs.db").exists()
+    assert sorted(m["files"]) == sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")
+                                        if p.stat().st_size > 0)
+    # corrupt and empty sources are listed, not dropped
+    assert sorted(c["path"] for c in m["corrupt"]) == ["query/0009_c1s1_000009_00.jpg",
+                                                        "query/0010_c1s1_000010_00.png"]
+    assert m["counts"] == {"source_images": 7, "images_written": 5, "with_face": 4, "without_face": 1,
+                           "fail_closed": 0, "corrupt": 2, "copied": 1}
+    assert m["anonymizer"] == anon.settings() and m["detector"] == {"name": "given", "params": {"x": 1}}
+    assert set(m["versions"]) >= {"torch", "kornia", "opencv", "reidlab"}
+    assert m["copied"]["readme.txt"]["sha256"] == before["readme.txt"]
+    for rel, entry in m["files"].items():
+        assert entry["src_sha256"] == before[rel]
+        assert entry["sha256"] == hashlib.sha256((dst / rel).read_bytes()).hexdigest()
+        gt = boxes[str(src / rel)]
+        assert np.allclose(np.asarray(entry["boxes"]).reshape(-1, 5)[:, :4], gt)
+        # PNG is lossless: every pixel outside the (scaled, ellipse) mask is bit-identical
+        a, b = read_rgb(src / rel), read_rgb(dst / rel)
+        mask = box_masks(torch.from_numpy(gt)[None], None, a.shape[:2], shape="ellipse", scale=1.2,
+                         feather=1.0)[0, 0].numpy()
+        assert np.array_equal(a[mask == 0], b[mask == 0])
+        if len(gt):
+            assert (a[mask == 1] != b[mask == 1]).mean() > 0.5
+    assert json.loads((dst / MANIFEST).read_text())["files"] == m["files"]
+    assert verify_export(dst) == []
+
+
+def test_verify_detects_tampering_missing_and_extra_files(tiny, tmp_path):
+    from reidlab.cli import main
+
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    export_dataset(src, dst, faces=boxes_faces(boxes), anonymizer=_anon(), fmt="png", progress=False)
+    assert main(["verify", str(dst)]) == 0
+    victim = dst / "query" / "0001_c1s1_000001_00.png"
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    assert verify_export(dst) == ["checksum mismatch: query/0001_c1s1_000001_00.png"]
+    (dst / "bounding_box_test" / "0002_c1s1_000004_00.png").unlink()
+    write_png(dst / "query" / "extra.png", np.zeros((4, 4, 3), np.uint8))
+    problems = verify_export(dst)
+    assert "missing: bounding_box_test/0002_c1s1_000004_00.png" in problems
+    assert "not in manifest: query/extra.png" in problems
+    assert main(["verify", str(dst)]) == 1
+    assert main(["verify", str(tmp_path)]) == 1  # no manifest at all
+
+
+def test_destination_inside_or_equal_source_refused(tiny, tmp_path):
+    src, boxes = tiny
+    kw = dict(faces=boxes_faces(boxes), anonymizer=_anon(), progress=False)
+    before = tree_hashes(src)
+    for bad in (src, src / "anon", src / "query" / ".." / "x"):
+        with pytest.raises(ExportError, match="inside|source folder"):
+            export_dataset(src, bad, **kw)
+    link = tmp_path / "link"
+    os.symlink(src / "query", link)
+    with pytest.raises(ExportError):
+        export_dataset(src, link / "out", **kw)  # resolves into SRC
+    with pytest.raises(ExportError, match="contains"):
+        export_dataset(src, tmp_path, **kw)
+    assert tree_hashes(src) == before
+
+
+def test_resume_after_interruption_does_not_redo_finished_files(tiny, tmp_path):
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    seen: list[str] = []
+    base = boxes_faces(boxes)
+
+    def faces(paths, images):
+        if len(seen) >= 2 and interrupt:
+            raise KeyboardInterrupt  # simulated ^C in the middle of the run
+        seen.extend(paths)
+        return base(paths, images)
+
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False)
+    first = list(seen)
+    assert len(first) == 2 and not (dst / MANIFEST).exists() and (dst / JOURNAL).exists()
+    interrupt = False
+    seen.clear()
+    m = export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False)
+    assert not set(first) & set(seen), "finished files were processed again"
+    assert len(first) + len(seen) == 5
+    assert m["counts"]["images_written"] == 5 and verify_export(dst) == []
+    # a finished export re-run does nothing, and other settings are refused
+    seen.clear()
+    export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False)
+    assert seen == []
+    with pytest.raises(ExportError, match="other settings"):
+        export_dataset(src, dst, faces=faces, anonymizer=_anon(method="blur"), fmt="png", progress=False)
+
+
+def test_fail_closed_prior_used_where_no_face(tiny, tmp_path):
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    m = export_dataset(src, dst, faces=boxes_faces({}), anonymizer=_anon(), fmt="png", fail_closed=0.25,
+                       progress=False)
+    assert m["counts"]["fail_closed"] == 5 and m["counts"]["without_face"] == 5
+    assert m["fail_closed"] == {"height": 0.25, "width": 0.6, "top": 0.0}
+    e = m["files"]["query/0001_c1s1_000001_00.png"]
+    assert e["fail_closed"] and e["detected"] == 0
+    out = read_rgb(dst / "query/0001_c1s1_000001_00.png")
+    assert out[:8, 4:12].max() == 0 and np.array_equal(out[8:], read_rgb(src / "query/0001_c1s1_000001_00.png")[8:])
+
+
+def test_synthetic_source_format_readable_by_loader_and_cli(synthetic_root, tmp_path):
+    from reidlab.cli import main
+    from reidlab.datasets import build_dataset
+
+    dst = tmp_path / "anon"
+    rc = main(["anonymize", str(synthetic_root), str(dst), "--dataset", "synthetic", "--detector", "oracle",
+               "--method", "pixelate", "--mask", "ellipse", "--quality", "90", "--no-progress"])
+    assert rc == 0
+    m = json.loads((dst / MANIFEST).read_text())
+    assert m["detector"]["name"] == "oracle" and m["output"] == {"format": "source", "quality": 90}
+    assert m["anonymizer"]["method"] == "pixelate" and m["anonymizer"]["scale"] == 1.2
+    src_ds, dst_ds = build_dataset("synthetic", synthetic_root), build_dataset("synthetic", dst)
+    assert dst_ds.stats() == src_ds.stats()
+    assert [Path(s.path).name for s in dst_ds.query] == [Path(s.path).name for s in src_ds.query]
+    from reidlab.datasets.synthetic import load_face_boxes
+
+    gt = {Path(k).relative_to(Path(synthetic_root).resolve()).as_posix(): v
+          for k, v in load_face_boxes(synthetic_root).items()}
+    assert m["counts"]["with_face"] == sum(1 for v in gt.values() if len(v))
+    assert main(["verify", str(dst)]) == 0
