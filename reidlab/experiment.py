@@ -100,9 +100,11 @@ def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None
     if method:
         anon = {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(cfg.method_settings.get(method, {}))
     tc = TrainConfig(model=model_name, dataset=cfg.dataset, root=str(cfg.root), epochs=cfg.epochs, seed=seed,
-                     out_dir=str(out), device=cfg.device, anonymizer=anon, eval_at_end=False,
-                     dataset_options=dict(cfg.dataset_options), **cfg.train_options)
-    return train(tc, boxes=boxes)["model"]
+                     out_dir=str(out), device=cfg.device, anonymizer=anon, boxes=boxes if anon else None,
+                     final_eval=False, dataset_options=dict(cfg.dataset_options), **cfg.train_options)
+    model = train(tc, return_model=True)["model_object"]
+    model.eval()
+    return model
 
 
 def _load(model_name: str, path: str):

@@ -238,6 +238,7 @@ def test_head_prior_box_hand_case():
 
 
 # --------------------------------------------------------------------------- bring your own
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_torchscript_contract(tmp_path):
     torch = pytest.importorskip("torch")
 
