@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     from reidlab.faces import build_detector
 
     images, what = _images(n)
+    # deface's settings (no flip TTA, the detector's own boxes) so the deface-style row is comparable
     det = build_detector("centerface", upscale=args.upscale, threshold=args.threshold,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, flip_tta=False, box_scale=1.0)
     det.detect_batch(images[:4])  # build the session outside the timing
     t_batch, batched = _time(lambda: det.detect_batch(images), repeats)
     t_loop, single = _time(lambda: [det.detect_batch([im])[0] for im in images], repeats)

@@ -117,7 +117,7 @@ def test_verify_detects_tampering_missing_and_extra_files(tiny, tmp_path):
 
 def test_destination_inside_or_equal_source_refused(tiny, tmp_path):
     src, boxes = tiny
-    kw = dict(faces=boxes_faces(boxes), anonymizer=_anon(), progress=False)
+    kw = {"faces": boxes_faces(boxes), "anonymizer": _anon(), "progress": False}
     before = tree_hashes(src)
     for bad in (src, src / "anon", src / "query" / ".." / "x"):
         with pytest.raises(ExportError, match="inside|source folder"):
@@ -163,7 +163,7 @@ def test_resume_after_interruption_does_not_redo_finished_files(tiny, tmp_path):
 
 
 def test_fail_closed_prior_used_where_no_face(tiny, tmp_path):
-    src, boxes = tiny
+    src, _boxes = tiny
     dst = tmp_path / "out"
     m = export_dataset(src, dst, faces=boxes_faces({}), anonymizer=_anon(), fmt="png", fail_closed=0.25,
                        progress=False)
@@ -195,3 +195,29 @@ def test_synthetic_source_format_readable_by_loader_and_cli(synthetic_root, tmp_
           for k, v in load_face_boxes(synthetic_root).items()}
     assert m["counts"]["with_face"] == sum(1 for v in gt.values() if len(v))
     assert main(["verify", str(dst)]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_market_query_subset_with_centerface(tmp_path):
+    """Real data, real detector: 48 Market-1501 query crops through CenterFace + blur, then verify."""
+    from conftest import require_shared
+
+    from reidlab.anonymize.export import detector_faces
+    from reidlab.faces import build_detector
+
+    query = require_shared("market1501", "query")
+    src = tmp_path / "src" / "query"
+    src.mkdir(parents=True)
+    for p in sorted(query.glob("*.jpg"))[:48]:
+        os.symlink(p, src / p.name)  # links, not copies, of the shared images
+    det = build_detector("centerface", upscale=2.0, threshold=0.5)
+    dst = tmp_path / "out"
+    m = export_dataset(src.parent, dst, faces=detector_faces(det), anonymizer=_anon(method="blur", scale=1.2),
+                       detector_info={"name": det.name, "params": det.params}, fail_closed=0.3, fmt="png",
+                       progress=False)
+    c = m["counts"]
+    assert c["images_written"] == 48 and c["with_face"] + c["without_face"] == 48
+    assert 0 < c["with_face"] < 48 and c["fail_closed"] == c["without_face"]
+    assert all(f["boxes"] for f in m["files"].values())  # every crop got a face box or the prior
+    assert verify_export(dst) == []

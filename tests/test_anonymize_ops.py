@@ -267,7 +267,7 @@ def test_per_sample_parameters_equal_per_image_calls():
     boxes = torch.tensor([[[4.0, 4.0, 20.0, 24.0]], [[8.0, 2.0, 18.0, 14.0]], [[0.0, 10.0, 30.0, 30.0]]],
                          dtype=torch.float64)
     sig, blocks, scale = [1.0, 2.0, 0.7], [2, 3, 5], [1.0, 1.3, 0.8]
-    f64 = dict(dtype=torch.float64)  # float64 like the images: 1.3 in float32 moves a box edge off a pixel centre
+    f64 = {"dtype": torch.float64}  # float64 like the images: 1.3 in float32 moves a box edge off a pixel centre
     yb = blur_faces(x, boxes, sigma=torch.tensor(sig, **f64), scale=torch.tensor(scale, **f64), truncate=3.0)
     yp = pixelate_faces(x, boxes, blocks=torch.tensor(blocks), scale=torch.tensor(scale, **f64))
     for i in range(3):

@@ -120,7 +120,7 @@ def _face_like(h=128, w=64, seed=0):
 
 
 def test_centerface_model_made_dynamic_and_batch_equals_single(centerface):
-    sess, in_name, _ = centerface.session
+    sess, _, _ = centerface.session
     shape = sess.get_inputs()[0].shape
     assert shape[1] == 3 and all(isinstance(s, str) for s in (shape[0], shape[2], shape[3]))
     rng = np.random.default_rng(0)
@@ -246,7 +246,7 @@ def test_torchscript_contract(tmp_path):
         """One box at the input's top-left quarter (score = mean intensity), plus a padding row."""
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            b, _, h, w = x.shape
+            _, _, h, w = x.shape
             score = x.mean(dim=(1, 2, 3))
             box = torch.stack([torch.zeros_like(score), torch.zeros_like(score),
                                torch.full_like(score, w / 2.0), torch.full_like(score, h / 2.0), score], 1)
@@ -346,3 +346,16 @@ def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys):
     assert rc == 0 and out.is_file()
     text = capsys.readouterr().out
     assert "face found in" in text and "query" in text and "gallery" in text
+
+
+def test_evaluate_split_row(synthetic_root, tmp_path):
+    from reidlab.datasets import build_dataset
+    from reidlab.datasets.synthetic import load_face_boxes
+    from reidlab.faces.measure import evaluate_split
+
+    ds = build_dataset("synthetic", synthetic_root)
+    row = evaluate_split(build_detector("oracle", root=synthetic_root), ds.query, ds.root,
+                         gt=load_face_boxes(synthetic_root), cache_dir=tmp_path)
+    assert row["box_recall"] == 1.0 and row["images"] == len(ds.query) and row["detector"] == "oracle"
+    faces = sum(len(v) > 0 for k, v in load_face_boxes(synthetic_root).items() if k in {s.path for s in ds.query})
+    assert row["detection_rate"] == pytest.approx(faces / len(ds.query))

@@ -7,7 +7,7 @@ Market-1501 train crops with human-parsing masks (label 13 = face) as pseudo gro
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ PHOTO_SCALE = {"portrait_a.jpg": 0.25, "portrait_b.jpg": 0.25, "multiface.jpg": 
 MIN_FACES = {"portrait_a.jpg": 1, "portrait_b.jpg": 1, "multiface.jpg": 4, "city.jpg": 3}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _detect(name: str, photo: str) -> tuple[np.ndarray, np.ndarray]:
     """(image, boxes) of one backend on one photo, computed once per test session."""
     img = read_rgb(require_shared("faces", photo))

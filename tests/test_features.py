@@ -174,3 +174,17 @@ def test_evaluate_on_synthetic(synthetic_root, tmp_path):
     assert rr.settings["rerank_params"] == {"k1": 5, "k2": 2, "lambda": 0.3}
     assert rr.settings["flip"] == "sum" and rr.settings["ap"] == "trapezoid"
     assert 0.0 <= rr.metrics["mAP"] <= 1.0
+
+
+def test_channels_last_fallback_for_models_that_need_nchw(samples):
+    class ViewNet(TinyNet):
+        def forward(self, x):  # .view fails on a channels_last tensor
+            return self.fc(x.view(x.shape[0], -1))
+
+    ref = extract_features(TinyNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False,
+                           channels_last=False)
+    out = extract_features(ViewNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError):  # asked for explicitly: no silent fallback
+        extract_features(ViewNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False,
+                         channels_last=True)

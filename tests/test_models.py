@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import require_shared
 
-from reidlab.models import ModelError, build_model, list_models, load_checkpoint
+from reidlab.models import ModelError, build_model, default_input_size, list_models, load_checkpoint
 
 EXPECTED_DIM = {"bot_r50": 2048, "pcb_r50": 1536, "mgn_r50": 2048, "mobilenetv3_l": 1280, "tiny": 128}
 DEFAULT_SIZE = {"pcb_r50": (384, 128), "mgn_r50": (384, 128), "tiny": (128, 64)}  # others 256x128
@@ -19,7 +19,7 @@ TEST_SIZE = {"pcb_r50": None, "mgn_r50": (192, 64), "tiny": None}
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_forward_shapes(name):
     torch.manual_seed(0)
-    assert build_model(name).input_size == DEFAULT_SIZE.get(name, (256, 128))
+    assert default_input_size(name) == DEFAULT_SIZE.get(name, (256, 128))
     m = build_model(name, num_classes=7, input_size=TEST_SIZE.get(name, (128, 64)))
     assert m.name == name and m.pretrained_source == "scratch"
     assert m.pixel_mean == (0.485, 0.456, 0.406) and m.pixel_std == (0.229, 0.224, 0.225)
@@ -56,6 +56,7 @@ def test_input_size_incompatible_with_stripes():
         build_model("tiny", input_size=(16, 8))
     m = build_model("tiny", input_size=(64, 32))
     assert m.input_size == (64, 32)
+    assert build_model("tiny").input_size == (128, 64)
 
 
 def test_pcb_head_rejects_uneven_feature_map():
@@ -138,7 +139,7 @@ def test_pretrained_offline_falls_back_to_scratch(monkeypatch, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(baselines, "_cached_hub_file", lambda repo: None)
     with caplog.at_level(logging.WARNING):
-        m, src = baselines.create_timm("resnet10t", pretrained=True, num_classes=0)
+        _, src = baselines.create_timm("resnet10t", pretrained=True, num_classes=0)
     assert src == "scratch"
     assert any("FROM SCRATCH" in r.getMessage() for r in caplog.records)
 

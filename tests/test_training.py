@@ -15,8 +15,8 @@ from reidlab.training.losses import ReIDLoss, batch_hard_triplet, cross_entropy_
 from reidlab.training.sampler import PKBatchSampler
 from reidlab.training.transforms import PairAugment
 
-FAST = dict(model="tiny", dataset="synthetic", progress=False, cpu_threads=1, final_eval=False,
-            batch_p=4, batch_k=4, random_erasing=0.0)
+FAST = {"model": "tiny", "dataset": "synthetic", "progress": False, "cpu_threads": 1,
+        "final_eval": False, "batch_p": 4, "batch_k": 4, "random_erasing": 0.0}
 
 
 # ---------------------------------------------------------------- losses
@@ -51,7 +51,7 @@ def test_reid_loss_sums_terms_and_handles_part_lists():
     y = torch.tensor([0, 0, 1, 1])
     lg, f = torch.randn(4, 3), torch.randn(4, 8)
     crit = ReIDLoss(3, 8, label_smoothing=0.1, triplet_weight=1.0, triplet_margin=0.3)
-    total, parts = crit({"logits": lg, "features": f}, y)
+    total, _ = crit({"logits": lg, "features": f}, y)
     assert math.isclose(float(total), float(cross_entropy_ls(lg, y) + batch_hard_triplet(f, y)), rel_tol=1e-6)
     total2, _ = crit({"logits": [lg, lg * 2], "features": [f, f]}, y)
     ref = (cross_entropy_ls(lg, y) + cross_entropy_ls(lg * 2, y)) / 2 + batch_hard_triplet(f, y)
@@ -212,3 +212,16 @@ def test_ddp_gloo_two_processes_end_with_identical_weights(syn40, tmp_path):
     assert (tmp_path / "d" / "metrics.jsonl").is_file()  # written by rank 0
     row = json.loads((tmp_path / "d" / "metrics.jsonl").read_text().splitlines()[0])
     assert row["images"] == 2 * 2 * 16  # 2 ranks x 2 batches x P*K
+
+
+def test_cli_train_with_recipe(syn40, tmp_path, capsys):
+    from reidlab.cli import main
+
+    rc = main(["train", "--recipe", "tiny", "--root", syn40, "--epochs", "1", "--iters", "1",
+               "--out", str(tmp_path / "cli")])
+    assert rc == 0
+    saved = json.loads((tmp_path / "cli" / "result.json").read_text())
+    assert saved["config"]["lr"] == 1e-2 and saved["config"]["epochs"] == 1
+    assert 0.0 <= saved["metrics"]["mAP"] <= 1.0
+    assert '"mAP"' in capsys.readouterr().out
+    assert main(["train", "--recipe", "nope", "--out", str(tmp_path / "x")]) == 2

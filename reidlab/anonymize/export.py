@@ -336,7 +336,7 @@ def export_dataset(
                 t2 = time.perf_counter()
                 timing["encode_write"] += t2 - t
                 rec = {"type": "image", "rel": rel, "out": out_rel, "src_sha256": sha256_file(src / rel),
-                       "sha256": hashlib.sha256(data).hexdigest(), "detected": int(len(found[i])),
+                       "sha256": hashlib.sha256(data).hexdigest(), "detected": len(found[i]),
                        "fail_closed": prior_used[i], "boxes": np.round(used[i].astype(np.float64), 3).tolist()}
                 timing["hash"] += time.perf_counter() - t2
                 record(rec)

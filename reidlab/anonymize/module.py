@@ -113,8 +113,8 @@ class Anonymizer(nn.Module):
         """Anonymize ``images`` :math:`(B, C, H, W)` at ``boxes``; see the class docstring."""
         if self.method == "none":
             return images
-        common = dict(mask=self.mask, scale=self.scale, feather=self.feather,
-                      feather_rel=self.feather_rel, inplace=inplace)
+        common = {"mask": self.mask, "scale": self.scale, "feather": self.feather,
+                      "feather_rel": self.feather_rel, "inplace": inplace}
         if self.method == "blur":
             return blur_faces(images, boxes, valid, sigma_rel=self.sigma_rel, sigma=self.sigma, **common)
         if self.method == "pixelate":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file of TrainConfig fields (command-line options override it)")
+    p.add_argument("--recipe", help="named starting settings: tiny (fast CPU), bot (strong baseline)")
     p.add_argument("--model", help="model name (default tiny); see `python -c 'import reidlab.models as m; print(m.list_models())'`")
     p.add_argument("--dataset", help="dataset name (default synthetic)")
     p.add_argument("--root", help="dataset folder (synthetic: generated and cached when omitted)")
@@ -36,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from reidlab.training import TrainConfig, train
 
     cfg = {}
+    if args.recipe:
+        cfg = TrainConfig.from_recipe(args.recipe).to_dict()
     if args.config:
-        cfg = TrainConfig.from_json(args.config).to_dict()
+        TrainConfig.from_json(args.config)  # validates names
+        cfg.update(json.loads(Path(args.config).read_text()))
     for name in ("model", "dataset", "root", "epochs", "iters_per_epoch", "batch_p", "batch_k", "lr",
                  "optimizer", "schedule", "warmup_epochs", "seed", "device", "num_workers", "amp",
                  "eval_every", "resume", "out_dir", "boxes"):

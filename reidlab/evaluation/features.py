@@ -52,6 +52,32 @@ def _resolve_amp(amp, device) -> Any:
     raise ValueError(f"amp must be 'auto', 'fp16', 'bf16' or False, got {amp!r}")
 
 
+def _resolve_channels_last(channels_last, model) -> bool:
+    """``"auto"``: True (oneDNN on CPU and cuDNN on CUDA both run convs faster in NHWC; on
+    2 CPU cores OSNet x0.25 went 1.5-2x faster), else ``bool(channels_last)``. Converts the model."""
+    import torch
+
+    cl = True if channels_last == "auto" else bool(channels_last)
+    model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+    return cl
+
+
+def _forward_checked(model, images, mean, std, opts: dict):
+    """:func:`forward_features` with ``opts``; if channels_last was chosen automatically and the
+    model cannot take it (a ``view`` on a non-contiguous map), fall back to NCHW for good."""
+    import torch
+
+    try:
+        return forward_features(model, images, mean, std, **opts["kw"], channels_last=opts["cl"])
+    except RuntimeError as e:
+        if not (opts["cl"] and opts["auto"]):
+            raise
+        log.warning("model failed in channels_last (%s); using contiguous NCHW instead", e)
+        model.to(memory_format=torch.contiguous_format)
+        opts["cl"] = False
+        return forward_features(model, images, mean, std, **opts["kw"], channels_last=False)
+
+
 def _as_features(out) -> Any:
     """The feature tensor of a model output: a tensor, a dict's 'features', or a tuple's first."""
     if isinstance(out, Mapping):
@@ -146,7 +172,8 @@ def extract_features(
             [0, 1] images before normalisation (e.g. :class:`reidlab.anonymize.Anonymizer`).
         device: where to compute; default the model's device. The model is moved there.
         amp: ``"auto"``/``"fp16"``/``"bf16"``/False: autocast dtype, used on CUDA only.
-        channels_last: ``"auto"`` (on CUDA), True or False.
+        channels_last: ``"auto"`` (= True, falling back to NCHW if the model fails), True or
+            False. NHWC changes features only by float rounding (~1e-6 relative).
         progress: show a tqdm bar; desc: its label.
 
     Returns:
@@ -161,9 +188,11 @@ def extract_features(
     device = torch.device(device) if device is not None else _model_device(model)
     model.to(device).eval()
     amp_dtype = _resolve_amp(amp, device)
-    cl = (device.type == "cuda") if channels_last == "auto" else bool(channels_last)
-    if cl:
-        model.to(memory_format=torch.channels_last)
+    opts = {
+        "cl": _resolve_channels_last(channels_last, model),
+        "auto": channels_last == "auto",
+        "kw": {"flip": flip, "normalize": normalize, "amp_dtype": amp_dtype},
+    }
     ds = ReIDImageDataset(samples, size=tuple(size), boxes=boxes)
     loader = DataLoader(
         ds,
@@ -188,12 +217,7 @@ def extract_features(
                         batch["boxes"].to(device, non_blocking=nb),
                         batch["valid"].to(device, non_blocking=nb),
                     )
-                out.append(
-                    forward_features(
-                        model, images, mean_t, std_t, flip=flip, normalize=normalize,
-                        amp_dtype=amp_dtype, channels_last=cl,
-                    )
-                )
+                out.append(_forward_checked(model, images, mean_t, std_t, opts))
                 bar.update(images.shape[0])
         finally:
             bar.close()
@@ -236,11 +260,12 @@ class FeatureExtractor:
         self.std = tuple(std or model.pixel_std)
         self.device = torch.device(device) if device is not None else _model_device(model)
         model.to(self.device).eval()
-        self.flip, self.normalize = flip, normalize
-        self.amp_dtype = _resolve_amp(amp, self.device)
-        self.channels_last = (
-            self.device.type == "cuda" if channels_last == "auto" else bool(channels_last)
-        )
+        self.opts = {
+            "cl": _resolve_channels_last(channels_last, model),
+            "auto": channels_last == "auto",
+            "kw": {"flip": flip, "normalize": normalize,
+                   "amp_dtype": _resolve_amp(amp, self.device)},
+        }
 
     def _to_batch(self, inputs):
         import cv2
@@ -272,13 +297,4 @@ class FeatureExtractor:
         import torch
 
         with torch.inference_mode():
-            return forward_features(
-                self.model,
-                self._to_batch(inputs),
-                self.mean,
-                self.std,
-                flip=self.flip,
-                normalize=self.normalize,
-                amp_dtype=self.amp_dtype,
-                channels_last=self.channels_last,
-            )
+            return _forward_checked(self.model, self._to_batch(inputs), self.mean, self.std, self.opts)

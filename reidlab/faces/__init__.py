@@ -7,10 +7,12 @@
 
 from reidlab.faces.base import Detector, DetectorError, available_detectors, build_detector
 from reidlab.faces.cache import boxes_by_path, detect_split, fail_closed_summary
+from reidlab.faces.prior import HeadPrior
 
 __all__ = [
     "Detector",
     "DetectorError",
+    "HeadPrior",
     "available_detectors",
     "boxes_by_path",
     "build_detector",

@@ -57,7 +57,7 @@ def available_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_detector(name: str, **params) -> "Detector":
+def build_detector(name: str, **params) -> Detector:
     """Build detector ``name`` (centerface, mtcnn, oracle, onnx, torch) with keyword ``params``.
 
     Raises:
@@ -84,6 +84,17 @@ def as_rgb_image(img, index: int = 0) -> np.ndarray:
     if arr.size == 0 or arr.ndim < 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageReadError(f"image #{index}: empty image of shape {arr.shape}")
     return to_rgb_uint8(arr, name=f"image #{index}")
+
+
+def resize_by(img: np.ndarray, factor: float) -> np.ndarray:
+    """Resize an ``(H, W, C)`` image by ``factor`` (bilinear when enlarging, area when shrinking)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
+    if (nh, nw) == (h, w):
+        return img
+    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR if factor >= 1 else cv2.INTER_AREA)
 
 
 def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

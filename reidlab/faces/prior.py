@@ -34,7 +34,7 @@ class HeadPrior:
             raise ReidlabError(f"HeadPrior {self} must have height, width > 0 and top + height <= 1")
 
     @classmethod
-    def from_option(cls, option) -> "HeadPrior | None":
+    def from_option(cls, option) -> HeadPrior | None:
         """``None``/``False`` -> None; a float -> that height; a dict or HeadPrior -> as given."""
         if option is None or option is False:
             return None

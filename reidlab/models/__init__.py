@@ -62,7 +62,7 @@ def _tiny(num_classes, pretrained):
     return BNNeckModel(tiny_backbone(), num_classes), "scratch"
 
 
-def _osnet(width: str, IN: bool = False):  # noqa: N803
+def _osnet(width: str, IN: bool = False):
     def build(num_classes, pretrained):
         from reidlab.models.osnet import build_osnet
 
@@ -98,6 +98,13 @@ _STRIDE = {"pcb_r50": 16, "mgn_r50": 16}
 def list_models() -> list[str]:
     """Names :func:`build_model` accepts."""
     return sorted(_REGISTRY)
+
+
+def default_input_size(name: str) -> tuple[int, int]:
+    """The ``(H, W)`` a model is built for unless ``input_size`` is given."""
+    if name.lower() not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _REGISTRY[name.lower()][1]
 
 
 def describe_models() -> dict[str, str]:
@@ -163,5 +170,6 @@ def load_checkpoint(model, path, strict_backbone: bool = True) -> dict:
     return _load(model, path, strict_backbone=strict_backbone)
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "build_model", "describe_models",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "build_model", "default_input_size",
+           "describe_models",
            "list_models", "load_checkpoint"]

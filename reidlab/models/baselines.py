@@ -68,13 +68,13 @@ def create_timm(name: str, pretrained: bool | str = False, **kwargs) -> tuple[nn
             from reidlab.models.heads import ModelError
 
             raise ModelError(f"pretrained weights for {name}: expected a file at {path}, found nothing")
-        m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+        m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
         return m, f"file:{path}"
     cfg = timm.models.get_pretrained_cfg(name)
     repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     cached = _cached_hub_file(repo)
     if cached:
-        m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=cached), **kwargs)
+        m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
         return m, f"timm:{repo}"
     if _hf_reachable():
         try:

@@ -34,7 +34,7 @@ class ConvLayer(nn.Module):
     """conv (k x k) + BN (or affine InstanceNorm) + ReLU."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: int = 0,
-                 groups: int = 1, IN: bool = False):  # noqa: N803 (torchreid's name)
+                 groups: int = 1, IN: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=False, groups=groups)
         self.bn = nn.InstanceNorm2d(cout, affine=True) if IN else nn.BatchNorm2d(cout)
@@ -102,7 +102,7 @@ class ChannelGate(nn.Module):
 class OSBlock(nn.Module):
     """Omni-scale residual bottleneck: 4 streams of 1..4 lite 3x3 convs, gated and summed."""
 
-    def __init__(self, cin: int, cout: int, IN: bool = False, bottleneck_reduction: int = 4):  # noqa: N803
+    def __init__(self, cin: int, cout: int, IN: bool = False, bottleneck_reduction: int = 4):
         super().__init__()
         mid = cout // bottleneck_reduction
         self.conv1 = Conv1x1(cin, mid)
@@ -142,7 +142,7 @@ class OSNet(nn.Module):
     """
 
     def __init__(self, num_classes: int, channels: tuple[int, int, int, int],
-                 layers: tuple[int, int, int] = (2, 2, 2), feature_dim: int = 512, IN: bool = False):  # noqa: N803
+                 layers: tuple[int, int, int] = (2, 2, 2), feature_dim: int = 512, IN: bool = False):
         super().__init__()
         c = channels
         self.conv1 = ConvLayer(3, c[0], 7, stride=2, padding=3, IN=IN)
@@ -159,7 +159,7 @@ class OSNet(nn.Module):
         self._init_params()
 
     @staticmethod
-    def _make_layer(n: int, cin: int, cout: int, reduce_spatial_size: bool, IN: bool = False) -> nn.Sequential:  # noqa: N803
+    def _make_layer(n: int, cin: int, cout: int, reduce_spatial_size: bool, IN: bool = False) -> nn.Sequential:
         blocks: list[nn.Module] = [OSBlock(cin, cout, IN=IN)]
         blocks += [OSBlock(cout, cout, IN=IN) for _ in range(1, n)]
         if reduce_spatial_size:
@@ -195,6 +195,6 @@ class OSNet(nn.Module):
         return {"logits": self.classifier(v), "features": v}
 
 
-def build_osnet(name: str, num_classes: int = 0, IN: bool = False) -> OSNet:  # noqa: N803
+def build_osnet(name: str, num_classes: int = 0, IN: bool = False) -> OSNet:
     """OSNet of width ``name`` (a key of ``OSNET_CHANNELS``)."""
     return OSNet(num_classes, OSNET_CHANNELS[name], IN=IN)

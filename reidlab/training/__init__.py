@@ -9,6 +9,6 @@ Heavy imports (torch, albumentations, kornia) happen inside the submodules.
 
 from __future__ import annotations
 
-from reidlab.training.loop import TrainConfig, TrainingError, lr_factor, train
+from reidlab.training.loop import RECIPES, TrainConfig, TrainingError, lr_factor, train
 
-__all__ = ["TrainConfig", "TrainingError", "lr_factor", "train"]
+__all__ = ["RECIPES", "TrainConfig", "TrainingError", "lr_factor", "train"]

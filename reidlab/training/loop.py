@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -107,6 +108,28 @@ class TrainConfig:
         if not p.is_file():
             raise TrainingError(f"training config: expected a JSON file at {p}, found nothing")
         return cls.from_dict(json.loads(p.read_text()))
+
+
+# Named starting points (TrainConfig.from_recipe("tiny", epochs=12, ...)).
+RECIPES: dict[str, dict] = {
+    # measured on a 40-id synthetic set, 2 CPU cores: mAP about 0.30 vs 0.065 at random init
+    "tiny": {"model": "tiny", "epochs": 8, "iters_per_epoch": 8, "batch_p": 8, "batch_k": 4,
+             "lr": 1e-2, "schedule": "cosine", "pad": 4, "random_erasing": 0.0},
+    # the strong baseline (Luo et al. 2019): Adam 3.5e-4, 120 epochs, warm-up 10, steps at 40/70
+    "bot": {"model": "bot_r50", "pretrained": True, "epochs": 120, "batch_p": 16, "batch_k": 4,
+            "lr": 3.5e-4, "schedule": "step", "milestones": [40, 70], "warmup_epochs": 10,
+            "warmup_factor": 0.01, "label_smoothing": 0.1, "triplet_margin": 0.3,
+            "random_erasing": 0.5, "pad": 10},
+}
+
+
+def _from_recipe(cls, name: str, **overrides) -> TrainConfig:
+    if name not in RECIPES:
+        raise TrainingError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
+    return cls.from_dict({**RECIPES[name], **overrides})
+
+
+TrainConfig.from_recipe = classmethod(_from_recipe)
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
@@ -237,7 +260,7 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
     distributed = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
-    local_rank = int(__import__("os").environ.get("LOCAL_RANK", rank)) if distributed else 0
+    local_rank = int(os.environ.get("LOCAL_RANK", rank)) if distributed else 0
     main = rank == 0
     if cfg.optimizer.lower() not in ("adam", "adamw", "sgd"):
         raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; expected 'adam', 'adamw' or 'sgd'")
@@ -314,13 +337,15 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
         core.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck.get("scaler", {})) if ck.get("scaler") else None
+        if ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
         if center_opt is not None and ck.get("center") is not None:
             criterion.center.load_state_dict(ck["center"])
             center_opt.load_state_dict(ck["center_optimizer"])
         start_epoch = int(ck["epoch"])
         history = list(ck.get("history", []))
-        torch.set_rng_state(ck["torch_rng"]) if "torch_rng" in ck and rank == 0 else None
+        if "torch_rng" in ck and rank == 0:
+            torch.set_rng_state(ck["torch_rng"].cpu())
         log.info("resumed from %s after epoch %d", rp, start_epoch)
 
     log.info("training %s on %s (%d ids, %d images) for %d epochs on %s, world size %d, source %s",
