@@ -200,7 +200,9 @@ def positive_ranks(
     pr_all, pc_all = prow[~junk], pcol[~junk]
     jr_all, jc_all = prow[junk], pcol[junk]
     junk_cols = np.flatnonzero(g_pids == -1)
-    step = max(1, min(Q, chunk_elements // max(G, 1)))
+    # rows per chunk: cache-sized, and few enough for the int64 keys (row | 32 bits | column)
+    cb = max(1, int(G - 1).bit_length())
+    step = max(1, min(Q, chunk_elements // max(G, 1), 1 << max(0, 31 - cb)))
     starts = np.arange(0, Q + step, step)
     pb = np.searchsorted(pr_all, starts)
     jb = np.searchsorted(jr_all, starts)
