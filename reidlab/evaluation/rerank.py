@@ -15,10 +15,14 @@ copied by torchreid), including its conventions:
 * Jaccard distance ``1 - sum_k min(V_ik, V_jk) / (2 - sum_k min(V_ik, V_jk))``;
   final = ``(1 - lambda) * jaccard + lambda * d``.
 
-What differs from the reference is only the memory: it holds ``V`` sparse (about 50 nonzeros a
-row) and only chunks of the dense matrix, never ``(Q+G)^2`` floats (1.5 GB for Market-1501).
-Nearest neighbours come from ``torch.topk``; exact distance ties at the k-th neighbour may
-be resolved differently from numpy's argsort (the reference's own tie order is unspecified).
+What differs from the reference is only the memory and the work: ``V`` is held sparse (tens of
+nonzeros a row), the dense ``(Q+G)^2`` matrix (1.5 GB for Market-1501) is never held - it is
+streamed in row chunks twice (all rows for the neighbours, query rows for the output), the
+weights read only the needed pairs, and the Jaccard sums run through an inverted index in
+chunks bounded by the size of the join. Nearest neighbours come from ``torch.topk``; exact
+distance ties at the k-th neighbour may be resolved differently from numpy's argsort (the
+reference's own tie order is unspecified). Measured on the 2-core CPU (features D=512, loaded
+machine): 1,684 x 7,956 in 7.5-13 s; cost grows with ``(Q+G)^2 D``.
 """
 
 from __future__ import annotations
@@ -136,8 +140,17 @@ def _rerank_core(
     col_ptr = torch.cumsum(col_cnt, 0) - col_cnt
     q_ptr = torch.searchsorted(vr, torch.arange(0, Q + 1, device=device))
     out = torch.empty((Q, G), dtype=torch.float32, device=device)
-    for s in range(0, Q, chunk_rows):
-        e = min(Q, s + chunk_rows)
+    # chunks bounded by rows and by the size of the (query entry x inverted list) join
+    qn = int(q_ptr[Q])
+    row_join = torch.zeros(Q, dtype=torch.int64, device=device)
+    row_join.index_add_(0, vr[:qn], col_cnt[vc[:qn]])
+    join_cum = torch.cumsum(row_join, 0)
+    budget = max(1, chunk_rows * 2048)  # join entries per chunk (~40 bytes each)
+    s = 0
+    while s < Q:
+        before = int(join_cum[s - 1]) if s else 0
+        e = int(torch.searchsorted(join_cum, torch.tensor(before + budget, device=device), right=True))
+        e = min(Q, s + chunk_rows, max(e, s + 1))
         a, b = int(q_ptr[s]), int(q_ptr[e])
         qi, qk, qv = vr[a:b] - s, vc[a:b], vv[a:b]
         cnt = col_cnt[qk]
@@ -149,6 +162,7 @@ def _rerank_core(
         tm = tm.index_add_(0, flat, mins).view(e - s, G)
         d = rows_fn(s, e, True).to(device=device, dtype=torch.float32) ** 2 / row_max[s:e, None]
         out[s:e] = (1.0 - tm / (2.0 - tm)) * (1.0 - lambda_value) + d * lambda_value
+        s = e
     return out
 
 
