@@ -10,6 +10,16 @@ from conftest import require_shared
 
 from reidlab.models import ModelError, build_model, default_input_size, list_models, load_checkpoint
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on the shared 2-core machines two threads ran these convnets several
+    times slower (thread contention)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 EXPECTED_DIM = {"bot_r50": 2048, "pcb_r50": 1536, "mgn_r50": 2048, "mobilenetv3_l": 1280, "tiny": 128}
 DEFAULT_SIZE = {"pcb_r50": (384, 128), "mgn_r50": (384, 128), "tiny": (128, 64)}  # others 256x128
 # CPU time: one ResNet-50 runs at its full 384x128 input; the others at a smaller valid size

@@ -60,7 +60,7 @@ def test_reid_loss_sums_terms_and_handles_part_lists():
     tot_c, parts_c = crit_c({"logits": lg, "features": f}, y)
     cen = ((f - crit_c.center.centers[y]) ** 2).sum(1).mean()
     assert math.isclose(parts_c["center"], float(cen.detach()), rel_tol=1e-5)
-    assert math.isclose(float(tot_c), parts_c["ce"] + parts_c["triplet"] + 0.5 * parts_c["center"], rel_tol=1e-5)
+    assert math.isclose(float(tot_c.detach()), parts_c["ce"] + parts_c["triplet"] + 0.5 * parts_c["center"], rel_tol=1e-5)
 
 
 # ---------------------------------------------------------------- sampler
@@ -105,6 +105,8 @@ def test_schedule_values():
     vals = [lr_factor(e, c) for e in range(10)]
     assert np.allclose(vals[:4], [0.01, 0.01 + 0.99 / 4, 0.01 + 0.99 / 2, 0.01 + 0.99 * 3 / 4])
     assert np.allclose(vals[4:], [1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert lr_factor(0, TrainConfig(epochs=1)) == 1.0  # default milestones never cut epoch 1
+    assert [lr_factor(e, TrainConfig(epochs=8)) for e in (3, 4, 5, 6)] == [1.0, 0.1, 0.1, 0.1 ** 2]
     c2 = TrainConfig(epochs=10, warmup_epochs=0, schedule="cosine")
     assert np.allclose([lr_factor(e, c2) for e in (0, 5, 10)], [1.0, 0.5, 0.0])
     with pytest.raises(TrainingError, match="unknown schedule"):

@@ -141,7 +141,9 @@ def lr_factor(epoch: int, cfg: TrainConfig) -> float:
         a = epoch / w
         return cfg.warmup_factor * (1 - a) + a
     if cfg.schedule == "step":
-        ms = cfg.milestones if cfg.milestones is not None else [int(0.5 * cfg.epochs), int(0.75 * cfg.epochs)]
+        ms = cfg.milestones
+        if ms is None:  # 50% and 75% of the run, never before the first epoch ends
+            ms = [max(1, int(0.5 * cfg.epochs)), max(1, int(0.75 * cfg.epochs))]
         return cfg.gamma ** sum(1 for m in ms if epoch >= m)
     if cfg.schedule == "cosine":
         span = max(cfg.epochs - w, 1)
@@ -410,7 +412,7 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
                             history=history, torch_rng=torch.get_rng_state(),
                             center=criterion.center.state_dict() if criterion.center is not None else None,
                             center_optimizer=center_opt.state_dict() if center_opt is not None else None)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        log.info("epoch %d: %s", epoch + 1, {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in row.items()})
     if distributed:
         dist.barrier()
 
