@@ -10,6 +10,7 @@ from conftest import require_shared
 
 from reidlab.models import ModelError, build_model, default_input_size, list_models, load_checkpoint
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """One torch thread: on the shared 2-core machines two threads ran these convnets several
