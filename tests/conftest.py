@@ -12,6 +12,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# `make test` runs two xdist workers on the 2-core machines: one torch/OpenMP thread each.
+# More oversubscribes the cores; measured here, two threads per process ran OSNet 6-12x
+# slower than one under such load. Notebook kernels started by the tests inherit the env.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 SHARED = Path(os.environ.get("REIDLAB_SHARED", REPO.parent / "shared")).resolve()
 
 
