@@ -45,7 +45,8 @@ class ExperimentConfig:
     detector_params: dict = field(default_factory=dict)
     fail_closed: float | None = None
     seeds: tuple[int, ...] = (0,)
-    epochs: int = 12
+    recipe: str = "tiny"                                   # reidlab.training.RECIPES entry
+    epochs: int | None = None                              # None: the recipe's
     train_options: dict = field(default_factory=dict)    # extra TrainConfig fields
     distance: str = "euclidean"
     normalize: bool = False
@@ -99,9 +100,12 @@ def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None
     anon = None
     if method:
         anon = {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(cfg.method_settings.get(method, {}))
-    tc = TrainConfig(model=model_name, dataset=cfg.dataset, root=str(cfg.root), epochs=cfg.epochs, seed=seed,
-                     out_dir=str(out), device=cfg.device, anonymizer=anon, boxes=boxes if anon else None,
-                     final_eval=False, dataset_options=dict(cfg.dataset_options), **cfg.train_options)
+    opts = {"epochs": cfg.epochs} if cfg.epochs else {}
+    tc = TrainConfig.from_recipe(
+        cfg.recipe, model=model_name, dataset=cfg.dataset, root=str(cfg.root), seed=seed,
+        out_dir=str(out), device=cfg.device, anonymizer=anon, boxes=boxes if anon else None,
+        final_eval=False, dataset_options=dict(cfg.dataset_options), progress=False,
+        **opts | dict(cfg.train_options))
     model = train(tc, return_model=True)["model_object"]
     model.eval()
     return model
