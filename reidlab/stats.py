@@ -35,7 +35,7 @@ def paired_difference(
     Returns:
         dict with ``n``, ``baseline_mean``, ``condition_mean``, ``delta`` (condition - baseline,
         in percentage points), ``ci_low``, ``ci_high`` (points), ``p_wilcoxon``, ``p_ttest``,
-        ``frac_worse`` (share of queries whose score dropped), ``seed``, ``n_boot``.
+        ``frac_worse`` (share of queries whose score dropped), ``boot_seed``, ``n_boot``.
     """
     from scipy import stats
 
@@ -46,7 +46,7 @@ def paired_difference(
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
     n = int(a.size)
-    out = {"n": n, "seed": seed, "n_boot": n_boot}
+    out = {"n": n, "boot_seed": seed, "n_boot": n_boot}
     if n == 0:
         return out | {k: float("nan") for k in (
             "baseline_mean", "condition_mean", "delta", "ci_low", "ci_high",
@@ -104,7 +104,7 @@ def compare_to_baseline(per_query, *, baseline: str, by=("condition",), value: s
                 continue
             r = paired_difference(wide[baseline].to_numpy(), wide[cond].to_numpy(),
                                   n_boot=n_boot, seed=seed)
-            rows.append({by[0]: cond, **dict(zip(groups, gkey)), **r})
+            rows.append({**r, by[0]: cond, **dict(zip(groups, gkey))})
     out = pd.DataFrame(rows)
     if len(out):
         p = out["p_wilcoxon"].fillna(1.0).to_numpy()

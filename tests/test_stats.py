@@ -70,3 +70,14 @@ def test_effects_model_recovers_method_cost():
     fit = effects_model(pd.DataFrame(rows), "mAP ~ C(method, Treatment('none')) + C(model)")
     assert fit.params["C(method, Treatment('none'))[T.blur]"] == pytest.approx(-1.0, abs=0.1)
     assert fit.params["C(method, Treatment('none'))[T.zero]"] == pytest.approx(-1.25, abs=0.1)
+
+
+def test_compare_to_baseline_keeps_grouping_columns_named_like_outputs():
+    rows = []
+    for seed in (0, 1):
+        for cond, shift in (("original", 0.0), ("blur", -0.1 * (seed + 1))):
+            rows += [{"condition": cond, "seed": seed, "query": i, "ap": 0.5 + 0.001 * i + shift}
+                     for i in range(50)]
+    out = compare_to_baseline(pd.DataFrame(rows), baseline="original", by=("condition", "seed"))
+    assert sorted(out["seed"]) == [0, 1]
+    assert out.set_index("seed")["delta"].round(6).to_dict() == {0: -10.0, 1: -20.0}
