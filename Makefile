@@ -30,7 +30,8 @@ test-fast: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name reidlab --display-name "reidlab (.venv)"
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks
+	# --allow-root only where the user is root (containers, CI-like machines)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
