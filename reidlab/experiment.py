@@ -73,10 +73,9 @@ def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
         from reidlab.faces import boxes_by_path, build_detector, detect_split
 
         det = build_detector(cfg.detector, **cfg.detector_params)
-        cache = Path(cfg.cache_dir) if cfg.cache_dir else REPO / ".cache" / "detections"
         boxes = {}
-        for split, ss in samples.items():
-            df = detect_split(det, ss, dataset.root, cache_dir=cache, fail_closed=cfg.fail_closed)
+        for split, ss in samples.items():  # cache_dir None: reidlab.faces' default cache
+            df = detect_split(det, ss, dataset.root, cache_dir=cfg.cache_dir, fail_closed=cfg.fail_closed)
             boxes.update(boxes_by_path(df, dataset.root))
     info = {"detector": cfg.detector, "detector_params": cfg.detector_params, "fail_closed": cfg.fail_closed}
     for split, ss in samples.items():
