@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from reidlab.study import list_notebooks, run_notebook
+from reidlab.study import BASELINE_DIR, check_regression, list_notebooks, run_notebook
 
 NOTEBOOKS = list_notebooks()
 
@@ -39,3 +39,11 @@ def test_notebook_runs_headless(nb, tmp_path, synthetic_root):
     executed = json.loads(out.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    if nb.stem == "03_anonymization_cost":
+        # The regression check CI runs: the study's smoke results against the committed baseline
+        # (papermill_runs/baselines/smoke.csv, made by this same run on the project's machine).
+        # Tolerance 1 point: deterministic on one machine; other CPUs or torch builds may differ
+        # by float rounding.
+        table = check_regression(tmp_path / nb.stem / "results.csv", BASELINE_DIR / "smoke.csv", tolerance=1.0)
+        assert table.attrs["ok"], "\n" + table.to_string()
+
