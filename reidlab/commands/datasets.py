@@ -7,7 +7,7 @@ import logging
 
 
 class _Collect(logging.Handler):
-    """Keeps the warnings a loader logs, to repeat them under the summary."""
+    """Counts the warnings a loader logs (logging already prints them on stderr)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -61,7 +61,5 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(value, list) and len(value) > 8:
             value = f"[{len(value)} values]"
         print(f"  {key}: {value}")
-    print(f"warnings: {len(collect.messages)}")
-    for m in collect.messages:
-        print(f"  {m}")
+    print(f"warnings: {len(collect.messages)}" + (" (printed above)" if collect.messages else ""))
     return 0
