@@ -206,6 +206,10 @@ def extract_features(
     std_t = torch.tensor(std, dtype=torch.float32, device=device)
     out = []
     nb = device.type == "cuda"  # non_blocking copies from pinned memory
+    # the collated batch is ours: a reidlab Anonymizer may work in place (its fast path)
+    from reidlab.anonymize import Anonymizer
+
+    anon_kw = {"inplace": True} if isinstance(anonymizer, Anonymizer) else {}
     with torch.inference_mode():
         bar = tqdm(total=len(ds), desc=desc or "features", unit="img", disable=not progress)
         try:
@@ -216,6 +220,7 @@ def extract_features(
                         images,
                         batch["boxes"].to(device, non_blocking=nb),
                         batch["valid"].to(device, non_blocking=nb),
+                        **anon_kw,
                     )
                 out.append(_forward_checked(model, images, mean_t, std_t, opts))
                 bar.update(images.shape[0])

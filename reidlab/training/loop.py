@@ -367,7 +367,9 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
                 targets = torch.as_tensor(batch["pid"], device=device)
                 if anonymizer is not None:
                     with torch.no_grad():
-                        images = anonymizer(images, batch["boxes"].to(device), batch["valid"].to(device))
+                        # the collated batch is ours: anonymize in place (the fast path)
+                        images = anonymizer(images, batch["boxes"].to(device), batch["valid"].to(device),
+                                            inplace=True)
                 x = (images - mean) / std
                 if eraser is not None:
                     x = eraser(x)
