@@ -165,7 +165,10 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
                  rows[-1]["mAP"], rows[-1]["rank1"])
 
     for model_name in cfg.models:
-        for seed in cfg.seeds:
+        seeds = cfg.seeds
+        if model_name in cfg.weights and not cfg.retrain:
+            seeds = cfg.seeds[:1]  # given weights, nothing trained: every seed would repeat seed 0
+        for seed in seeds:
             if model_name in cfg.weights:
                 model = _load(model_name, cfg.weights[model_name])
             else:
