@@ -60,20 +60,23 @@ def load_explorer_data(dataset, n: int = 8, detector: str = "centerface", split:
     pick = sorted(rng.choice(len(samples), size=min(n, len(samples)), replace=False).tolist())
     paths = [samples[i].path for i in pick]
     arrays = [read_rgb(p) for p in paths]
-    if detector == "oracle":
-        det = build_detector("oracle", root=dataset.root, **detector_params)
-    else:
-        det = build_detector(detector, threshold=min_threshold, **detector_params)
-    dets = det.detect_paths(paths) if hasattr(det, "detect_paths") else det.detect_batch(arrays)
+    if detector == "oracle":  # ground truth is looked up by path
+        dets = build_detector("oracle", root=dataset.root, **detector_params).detect_paths(paths)
+    else:  # the images are already decoded: detect on them instead of reading them again
+        dets = build_detector(detector, threshold=min_threshold, **detector_params).detect_batch(arrays)
     h, w = arrays[0].shape[:2]
-    imgs = torch.stack([torch.from_numpy(_resize(a, h, w)).permute(2, 0, 1).float() / 255 for a in arrays])
-    return ExplorerData(imgs, [np.asarray(d, np.float32).reshape(-1, 5) for d in dets], paths)
+    imgs, boxes = [], []
+    for a, d in zip(arrays, dets):
+        d = np.asarray(d, np.float32).reshape(-1, 5).copy()
+        if a.shape[:2] != (h, w):  # one batch needs one size: resize, and move the boxes with it
+            import cv2
 
-
-def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    import cv2
-
-    return a if a.shape[:2] == (h, w) else cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+            d[:, [0, 2]] *= w / a.shape[1]
+            d[:, [1, 3]] *= h / a.shape[0]
+            a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+        imgs.append(torch.from_numpy(a).permute(2, 0, 1).float() / 255)
+        boxes.append(d)
+    return ExplorerData(torch.stack(imgs), boxes, paths)
 
 
 def anonymize_with(data: ExplorerData, threshold: float = 0.5, **settings):

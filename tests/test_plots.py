@@ -40,3 +40,30 @@ def test_delta_plot_error_bars_match_ci():
     fig = delta_plot(df)
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == [-1.0, -2.0]
+
+
+
+def test_explorer_data_moves_boxes_with_resized_crops(tmp_path, monkeypatch):
+    """Crops of another size are resized to the first one's, and their boxes scale with them."""
+    import cv2
+
+    from reidlab import faces
+    from reidlab.datasets.base import ReIDDataset, Sample
+    from reidlab.widgets import load_explorer_data
+
+    paths = []
+    for i, (h, w) in enumerate([(128, 64), (256, 128)]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((h, w, 3), 100, np.uint8))
+        paths.append(str(tmp_path / f"{i}.png"))
+    ds = ReIDDataset("t", tmp_path, [], [Sample(p, 1, 0) for p in paths], [])
+
+    class Fixed:  # one box at a fixed relative position in each image
+        def detect_batch(self, arrays):
+            return [np.array([[a.shape[1] / 4, 0, a.shape[1] / 2, a.shape[0] / 8, 0.9]], np.float32)
+                    for a in arrays]
+
+    monkeypatch.setattr(faces, "build_detector", lambda name, **kw: Fixed())
+    data = load_explorer_data(ds, n=2, detector="fixed")
+    assert tuple(data.images.shape) == (2, 3, 128, 64)
+    for d in data.detections:
+        np.testing.assert_allclose(d[0, :4], [16, 0, 32, 16])
