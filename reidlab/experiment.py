@@ -84,11 +84,15 @@ def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
     return boxes, info
 
 
+def _anon_settings(method: str, cfg: ExperimentConfig) -> dict:
+    """Anonymizer keyword settings for ``method`` (shared by evaluation and retraining)."""
+    return {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(cfg.method_settings.get(method, {}))
+
+
 def _anonymizer(method: str, cfg: ExperimentConfig):
     from reidlab.anonymize import Anonymizer
 
-    kw = {"mask": cfg.mask, "scale": cfg.scale} | dict(cfg.method_settings.get(method, {}))
-    return Anonymizer(method=method, **kw)
+    return Anonymizer(**_anon_settings(method, cfg))
 
 
 def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None):
@@ -96,9 +100,7 @@ def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None
 
     out = Path(cfg.out_dir or REPO / "papermill_runs" / "experiment") / "models" / (
         f"{model_name}-seed{seed}-{method or 'original'}")
-    anon = None
-    if method:
-        anon = {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(cfg.method_settings.get(method, {}))
+    anon = _anon_settings(method, cfg) if method else None
     opts = {"epochs": cfg.epochs} if cfg.epochs else {}
     tc = TrainConfig.from_recipe(
         cfg.recipe, model=model_name, dataset=cfg.dataset, root=str(cfg.root), seed=seed,
