@@ -23,8 +23,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @dataclass
 class ExperimentConfig:
@@ -98,7 +96,9 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
 def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None):
     from reidlab.training import TrainConfig, train
 
-    out = Path(cfg.out_dir or REPO / "papermill_runs" / "experiment") / "models" / (
+    from reidlab.study import RUNS_DIR
+
+    out = Path(cfg.out_dir or RUNS_DIR / "experiment") / "models" / (
         f"{model_name}-seed{seed}-{method or 'original'}")
     anon = _anon_settings(method, cfg) if method else None
     opts = {"epochs": cfg.epochs} if cfg.epochs else {}
