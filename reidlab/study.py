@@ -103,6 +103,11 @@ def check_regression(results_csv: Path, baseline_csv: Path, *, keys=("model", "c
     """
     import pandas as pd
 
+    from reidlab.errors import ReidlabError
+
+    for what, path in (("results", results_csv), ("baseline", baseline_csv)):
+        if not Path(path).is_file():
+            raise ReidlabError(f"regression check: expected a {what} CSV at {path}, found nothing")
     res = pd.read_csv(results_csv)
     base = pd.read_csv(baseline_csv)
     keys = [k for k in keys if k in base.columns]

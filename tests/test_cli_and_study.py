@@ -68,3 +68,22 @@ def test_write_report_states_settings(tmp_path):
                          "ci_high": -1.0, "p_wilcoxon": 0.01, "p_holm": 0.01, "significant": True}])
     text = write_report(res, cmp, tmp_path, settings={"distance": "squared euclidean"}).read_text()
     assert "squared euclidean" in text and "| blur |" in text and "-2.0" in text
+
+
+def test_regression_check_names_a_missing_file(tmp_path):
+    from reidlab.errors import ReidlabError
+
+    base = tmp_path / "base.csv"
+    _table({"original": 50.0}).to_csv(base, index=False)
+    with pytest.raises(ReidlabError, match="results CSV at .*nope.csv"):
+        check_regression(tmp_path / "nope.csv", base)
+    with pytest.raises(ReidlabError, match="baseline CSV"):
+        check_regression(base, tmp_path / "missing.csv")
+
+
+def test_study_params_must_be_name_value():
+    from reidlab.commands.study import _parse_params
+
+    assert _parse_params(["a=1", 'b="x"', "c=[1, 2]", "d=plain"]) == {"a": 1, "b": "x", "c": [1, 2], "d": "plain"}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        _parse_params(["novalue"])
