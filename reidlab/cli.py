@@ -25,10 +25,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``reidlab anonymize: error: argument --sigma: must be > 0,
+    got -3 (see reidlab anonymize --help)``, exit code 2 (argparse's own prints the usage too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(str(text).split())
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from reidlab import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="reidlab",
         description="How much do person re-ID systems depend on faces, and what does face "
         "anonymization cost them?",
@@ -61,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args._run(args) or 0)
-    except ReidlabError as e:
-        print(f"reidlab {args.command}: error: {e}", file=sys.stderr)
+    except (ReidlabError, ValueError, OSError) as e:
+        # bad input (reidlab's own errors, a library's ValueError on a bad value, a file that
+        # cannot be read or written): one line and exit 2; -v also prints the traceback
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"reidlab {args.command}: error: {one_line(e) or type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"reidlab {args.command}: interrupted", file=sys.stderr)

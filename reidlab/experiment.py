@@ -13,6 +13,11 @@ One call, :func:`run_experiment`, does what the reference study did:
 Anonymization happens on the fly, in memory, on the model's device (see ``reidlab.anonymize``),
 so conditions differ only inside the face masks. Every row records its settings; per-query APs
 are kept for paired statistics (``reidlab.stats``).
+
+A cell that fails (a model that cannot be built or trained, an anonymizer that raises, ...) does
+not stop the grid: its row gets ``status="failed"`` and the ``error``, its metrics are NaN, and
+the other cells run. :func:`check_complete` raises afterwards, so a notebook or script that ends
+with it fails *after* writing every result.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from reidlab.errors import ReidlabError
+
 log = logging.getLogger(__name__)
+
+
+class ExperimentError(ReidlabError):
+    """Some cells of the grid failed (their rows hold the errors)."""
 
 
 @dataclass
@@ -42,6 +53,7 @@ class ExperimentConfig:
     detector: str = "oracle"                               # "oracle" = ground truth (synthetic)
     detector_params: dict = field(default_factory=dict)
     fail_closed: float | None = None
+    trust_checkpoint: bool = False                         # allow pickled objects in weights files
     seeds: tuple[int, ...] = (0,)
     recipe: str = "tiny"                                   # reidlab.training.RECIPES entry
     epochs: int | None = None                              # None: the recipe's
@@ -94,9 +106,8 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
 
 
 def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None):
-    from reidlab.training import TrainConfig, train
-
     from reidlab.study import RUNS_DIR
+    from reidlab.training import TrainConfig, train
 
     out = Path(cfg.out_dir or RUNS_DIR / "experiment") / "models" / (
         f"{model_name}-seed{seed}-{method or 'original'}")
@@ -112,19 +123,38 @@ def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None
     return model
 
 
-def _load(model_name: str, path: str):
+def _load(model_name: str, path: str, trust_checkpoint: bool = False):
     from reidlab.models import build_model, load_checkpoint
 
     model = build_model(model_name)
-    load_checkpoint(model, path)
+    load_checkpoint(model, path, trust_checkpoint=trust_checkpoint)
+    model.eval()
     return model
+
+
+METRIC_COLUMNS = ("mAP", "rank1", "rank5", "rank10", "mINP", "n_queries")
+
+
+def failed_cells(results):
+    """The rows of a results table whose cell failed (empty when every cell ran)."""
+    if "status" not in results.columns:
+        return results.iloc[:0]
+    return results[results["status"] != "ok"]
+
+
+def check_complete(results) -> None:
+    """Raise :class:`ExperimentError` naming every failed cell of ``results`` (call it last)."""
+    bad = failed_cells(results)
+    if len(bad):
+        lines = "; ".join(f"{r.model} seed {r.seed} {r.condition}: {r.error}" for r in bad.itertuples())
+        raise ExperimentError(f"{len(bad)} of {len(results)} grid cells failed: {lines}")
 
 
 def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     """Run the grid; returns ``(results, per_query)`` DataFrames (also written to ``out_dir``).
 
-    ``results``: one flat row per (model, seed, condition) with mAP, rank-1/5/10, mINP (in %)
-    and all settings. ``per_query``: one row per (model, seed, condition, query) with AP and
+    ``results``: one flat row per (model, seed, condition) with ``status`` (``"ok"`` or
+    ``"failed"``), ``error``, mAP, rank-1/5/10, mINP (in %, NaN for a failed cell) and all settings. ``per_query``: one row per (model, seed, condition, query) with AP and
     first-hit rank, for paired tests.
     """
     import numpy as np
@@ -145,14 +175,17 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
               **{k: v for k, v in face_info.items() if k.startswith("face_rate")},
               "detector": cfg.detector}
 
-    def record(model, model_name, seed, condition, method, anonymized, train_data, q_anon, g_anon):
+    def row(model_name, seed, condition, method, anonymized, train_data) -> dict:
+        return common | {"model": model_name, "seed": seed, "condition": condition, "method": method,
+                         "anonymized": anonymized, "train_data": train_data}
+
+    def record(model, cell: dict, q_anon, g_anon):
         res = evaluate(model, ds, distance=cfg.distance, normalize=cfg.normalize, flip=cfg.flip, ap=cfg.ap,
                        boxes=boxes, query_anonymizer=q_anon, gallery_anonymizer=g_anon,
                        batch_size=cfg.batch_size, device=cfg.device, progress=progress)
         m = res.metrics
-        rows.append(common | {
-            "model": model_name, "seed": seed, "condition": condition, "method": method,
-            "anonymized": anonymized, "train_data": train_data,
+        rows.append(cell | {
+            "status": "ok", "error": "",
             "mAP": 100 * m["mAP"], "rank1": 100 * m["rank1"], "rank5": 100 * m["rank5"],
             "rank10": 100 * m["rank10"], "mINP": 100 * m["mINP"],
             "n_queries": m["num_valid_queries"],
@@ -160,11 +193,31 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
         })
         pq = res.per_query
         per_query.append(pd.DataFrame({
-            "model": model_name, "seed": seed, "condition": condition, "query": np.arange(len(pq["ap"])),
+            "model": cell["model"], "seed": cell["seed"], "condition": cell["condition"],
+            "query": np.arange(len(pq["ap"])),
             "ap": np.where(pq["valid"], pq["ap"], np.nan), "first_hit_rank": pq["first_hit_rank"],
         }))
-        log.info("%s seed %d %s: mAP %.2f rank-1 %.2f", model_name, seed, condition,
+        log.info("%s seed %d %s: mAP %.2f rank-1 %.2f", cell["model"], cell["seed"], cell["condition"],
                  rows[-1]["mAP"], rows[-1]["rank1"])
+
+    def failed(cell: dict, error: BaseException) -> None:
+        msg = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        log.error("%s seed %d %s failed: %s", cell["model"], cell["seed"], cell["condition"], msg)
+        rows.append(cell | {"status": "failed", "error": msg, **{k: float("nan") for k in METRIC_COLUMNS}})
+
+    def cell_safe(make_model, cells: list[tuple[dict, object, object]]) -> None:
+        """Evaluate ``cells`` with the model ``make_model()`` gives; any failure is recorded per cell."""
+        try:
+            model = make_model()
+        except Exception as e:  # noqa: BLE001 (a failed cell must not stop the grid)
+            for cell, _, _ in cells:
+                failed(cell, e)
+            return
+        for cell, q_anon, g_anon in cells:
+            try:
+                record(model, cell, q_anon() if q_anon else None, g_anon() if g_anon else None)
+            except Exception as e:  # noqa: BLE001
+                failed(cell, e)
 
     for model_name in cfg.models:
         seeds = cfg.seeds
@@ -172,21 +225,25 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             seeds = cfg.seeds[:1]  # given weights, nothing trained: every seed would repeat seed 0
         for seed in seeds:
             if model_name in cfg.weights:
-                model = _load(model_name, cfg.weights[model_name])
+                def make(model_name=model_name):
+                    return _load(model_name, cfg.weights[model_name], cfg.trust_checkpoint)
             else:
-                model = _train(model_name, seed, cfg, boxes, None)
-            record(model, model_name, seed, "original", "none", "none", "original", None, None)
+                def make(model_name=model_name, seed=seed):
+                    return _train(model_name, seed, cfg, boxes, None)
+            cells = [(row(model_name, seed, "original", "none", "none", "original"), None, None)]
             for method in cfg.methods:
-                anon = _anonymizer(method, cfg)
-                record(model, model_name, seed, method, method, "query+gallery", "original", anon, anon)
+                anon = (lambda method=method: _anonymizer(method, cfg))
+                cells.append((row(model_name, seed, method, method, "query+gallery", "original"), anon, anon))
                 if cfg.query_only:
-                    record(model, model_name, seed, f"{method} (query only)", method, "query",
-                           "original", anon, None)
+                    cells.append((row(model_name, seed, f"{method} (query only)", method, "query", "original"),
+                                  anon, None))
+            cell_safe(make, cells)
             for method in cfg.retrain:
-                model_r = _train(model_name, seed, cfg, boxes, method)
-                anon = _anonymizer(method, cfg)
-                record(model_r, model_name, seed, f"{method} (retrained)", method, "query+gallery",
-                       f"anonymized:{method}", anon, anon)
+                anon = (lambda method=method: _anonymizer(method, cfg))
+                cell_safe(lambda method=method, model_name=model_name, seed=seed: _train(
+                    model_name, seed, cfg, boxes, method),
+                    [(row(model_name, seed, f"{method} (retrained)", method, "query+gallery",
+                          f"anonymized:{method}"), anon, anon)])
     results = pd.DataFrame(rows)
     pq = pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame()
     if cfg.out_dir:

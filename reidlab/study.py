@@ -60,9 +60,15 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None,
 
 def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
               parameters: dict | None = None, per_notebook: dict[str, dict] | None = None,
-              runs_dir: Path = RUNS_DIR, kernel: str | None = None, keep_going: bool = False) -> dict:
+              runs_dir: Path = RUNS_DIR, kernel: str | None = None, keep_going: bool = True) -> dict:
     """Run ``notebooks`` (default: all) into ``runs_dir/run_id``; returns a summary dict
-    (also written as ``summary.json``) with each notebook's output path, status and seconds."""
+    (also written as ``summary.json``, and as the run's ``report.md``) with each notebook's output
+    path, status and seconds, and the failed grid cells found in the notebooks' ``results.csv``.
+
+    A notebook that fails (a cell raises, its kernel dies) is recorded as ``failed`` with the
+    error, and the remaining notebooks still run (``keep_going=False`` stops at the first one,
+    re-raising its error after writing the summary).
+    """
     notebooks = list_notebooks() if notebooks is None else [Path(p) for p in notebooks]
     run_dir = Path(runs_dir) / (run_id or new_run_id())
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +83,7 @@ def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
             entry["status"] = "ok"
         except Exception as e:  # papermill's PapermillExecutionError carries the cell and traceback
             entry["status"] = "failed"
-            entry["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            entry["error"] = describe_error(e)
             if not keep_going:
                 entry["seconds"] = round(time.perf_counter() - t0, 1)
                 summary["notebooks"].append(entry)
@@ -89,8 +95,55 @@ def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
     return summary
 
 
+def failed_grid_cells(run_dir: Path) -> list[dict]:
+    """Failed cells of every ``results.csv`` under ``run_dir`` (the notebooks' output folders)."""
+    import pandas as pd
+
+    from reidlab.experiment import failed_cells
+
+    out = []
+    for csv in sorted(Path(run_dir).glob("*/results.csv")):
+        try:
+            bad = failed_cells(pd.read_csv(csv, keep_default_na=False, na_values=[""]))
+        except (OSError, ValueError) as e:
+            out.append({"results": str(csv), "model": "?", "seed": "?", "condition": "?",
+                        "error": f"unreadable results table: {e}"})
+            continue
+        for r in bad.itertuples():
+            out.append({"results": str(csv), "model": r.model, "seed": r.seed, "condition": r.condition,
+                        "error": r.error})
+    return out
+
+
+def describe_error(e: BaseException, limit: int = 400) -> str:
+    """One line for a notebook's failure: the exception raised in the notebook and the cell it ran
+    in (papermill's ``PapermillExecutionError``), or the runner's own (a dead kernel, ...)."""
+    if hasattr(e, "ename") and hasattr(e, "evalue"):
+        text = f"{e.ename}: {e.evalue} (cell {getattr(e, 'exec_count', '?')})"
+    else:
+        text = f"{type(e).__name__}: {e}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _write_summary(run_dir: Path, summary: dict) -> None:
-    (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary["failed_cells"] = failed_grid_cells(run_dir)
+    (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    lines = [f"# Study run {Path(run_dir).name}", "", "## Notebooks", "",
+             "| notebook | status | seconds | error |", "|---|---|---|---|"]
+    for e in summary["notebooks"]:
+        link = f"[{e['notebook']}]({Path(e['output']).name})"
+        err = str(e.get("error", "")).replace("|", "\\|")
+        lines.append(f"| {link} | {e['status']} | {e.get('seconds', '')} | {err} |")
+    reports = sorted(Path(run_dir).glob("*/report.md"))
+    if reports:
+        lines += ["", "## Reports", ""] + [f"- [{r.parent.name}]({r.relative_to(run_dir)})" for r in reports]
+    if summary["failed_cells"]:
+        lines += ["", f"## Failed grid cells ({len(summary['failed_cells'])})", "",
+                  "| results | model | seed | condition | error |", "|---|---|---|---|---|"]
+        lines += [f"| {Path(c['results']).parent.name} | {c['model']} | {c['seed']} | {c['condition']} | "
+                  f"{str(c['error']).replace('|', chr(92) + '|')} |" for c in summary["failed_cells"]]
+    (Path(run_dir) / "report.md").write_text("\n".join(lines) + "\n")
 
 
 def check_regression(results_csv: Path, baseline_csv: Path, *, keys=("model", "condition", "seed"),
@@ -137,6 +190,11 @@ def write_report(results, comparison, out_dir: Path, settings: dict | None = Non
     cols = [c for c in ("model", "seed", "condition", "mAP", "rank1", "rank5", "mINP", "n_queries")
             if c in results.columns]
     lines += ["## Results (percent)", "", _md_table(results[cols].round(2)), ""]
+    if "status" in results.columns and (results["status"] != "ok").any():
+        bad = results[results["status"] != "ok"]
+        lines += [f"## Failed cells ({len(bad)} of {len(results)})", "",
+                  "These cells raised; their metrics are missing above and in every comparison.", "",
+                  _md_table(bad[[c for c in ("model", "seed", "condition", "error") if c in bad.columns]]), ""]
     if comparison is not None and len(comparison):
         ccols = [c for c in ("condition", "model", "seed", "n", "delta", "ci_low", "ci_high", "frac_worse",
                              "p_wilcoxon", "p_holm", "significant") if c in comparison.columns]
@@ -151,7 +209,10 @@ def write_report(results, comparison, out_dir: Path, settings: dict | None = Non
 def _md_table(df) -> str:
     """A GitHub markdown table (pandas' to_markdown needs the extra `tabulate` package; six
     lines here are cheaper than one more dependency)."""
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(map(cell, df.columns)) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(map(cell, row)) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *body])

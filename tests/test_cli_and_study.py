@@ -81,9 +81,13 @@ def test_regression_check_names_a_missing_file(tmp_path):
         check_regression(base, tmp_path / "missing.csv")
 
 
-def test_study_params_must_be_name_value():
-    from reidlab.commands.study import _parse_params
+def test_key_value_parses_json_or_keeps_text():
+    import argparse
 
-    assert _parse_params(["a=1", 'b="x"', "c=[1, 2]", "d=plain"]) == {"a": 1, "b": "x", "c": [1, 2], "d": "plain"}
-    with pytest.raises(SystemExit, match="NAME=VALUE"):
-        _parse_params(["novalue"])
+    from reidlab.commands.argtypes import key_value
+
+    pairs = [key_value(t) for t in ["a=1", 'b="x"', "c=[1, 2]", "d=plain", "split-index=3", "e=false"]]
+    assert dict(pairs) == {"a": 1, "b": "x", "c": [1, 2], "d": "plain", "split_index": 3, "e": False}
+    for bad in ("novalue", "=x", "2x=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+            key_value(bad)

@@ -6,24 +6,33 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidlab.commands.argtypes import (
+        add_dataset_options,
+        fraction,
+        open_fraction,
+        positive_float,
+        positive_int,
+    )
+
     parser.add_argument("name", help="dataset name (see `reidlab datasets`)")
     parser.add_argument("root", help="dataset folder")
+    add_dataset_options(parser)
     parser.add_argument("--splits", nargs="+", default=["query", "gallery"],
                         choices=["train", "query", "gallery"], help="splits to run (default: query gallery)")
     parser.add_argument("--detector", default="centerface",
                         help="centerface (default), mtcnn, oracle, onnx, torch")
     parser.add_argument("--model", help="onnx/torch: the detector file (see reidlab/faces/external.py)")
-    parser.add_argument("--upscale", type=float, help="resize factor before detection")
-    parser.add_argument("--threshold", type=float, help="score threshold")
+    parser.add_argument("--upscale", type=positive_float, help="resize factor before detection")
+    parser.add_argument("--threshold", type=fraction, help="score threshold")
     parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
                         help="centerface: add a horizontally flipped pass (default on)")
-    parser.add_argument("--box-scale", type=float, help="enlarge boxes about their centres by this factor")
-    parser.add_argument("--head-region", type=float,
+    parser.add_argument("--box-scale", type=positive_float, help="enlarge boxes about their centres by this factor")
+    parser.add_argument("--head-region", type=open_fraction,
                         help="drop boxes whose centre is below this fraction of the crop height")
-    parser.add_argument("--fail-closed", type=float, metavar="FRAC",
+    parser.add_argument("--fail-closed", type=open_fraction, metavar="FRAC",
                         help="images without a face get a head prior box of this height fraction")
     parser.add_argument("--cache-dir", help="detection cache (default $REIDLAB_CACHE/faces or ~/.cache)")
-    parser.add_argument("--limit", type=int, help="a seeded random subset of this many images per split")
+    parser.add_argument("--limit", type=positive_int, help="a seeded random subset of this many images per split")
     parser.add_argument("--seed", type=int, default=0, help="seed of --limit's subset (default 0)")
     parser.add_argument("--masks", help="folder of parsing masks (LIP labels): also report face recall")
     parser.add_argument("--out", help="write all detections to this parquet file")
@@ -34,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
+    from reidlab.commands.argtypes import dataset_options
     from reidlab.datasets import build_dataset
     from reidlab.faces import boxes_by_path, build_detector, detect_split
     from reidlab.faces.measure import parsing_recall, split_summary
@@ -43,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.detector == "oracle":
         params["root"] = args.root
     params = {k: v for k, v in params.items() if v is not None}
+    ds = build_dataset(args.name, args.root, **dataset_options(args))  # bad paths fail before the model loads
     det = build_detector(args.detector, **params)
-    ds = build_dataset(args.name, args.root)
     print(f"{det.name} {det.params_json()}")
     frames = []
     for split in args.splits:

@@ -7,25 +7,34 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
+    from reidlab.commands.argtypes import add_dataset_options, fraction, nonneg_int, positive_int
+
     p.add_argument("--dataset", required=True, help="dataset name (see `reidlab datasets`)")
     p.add_argument("--root", required=True, help="dataset folder")
+    add_dataset_options(p)
     p.add_argument("--model", required=True, help="model name (reidlab.models.list_models())")
-    p.add_argument("--weights", help="checkpoint file (a torchreid/reidlab state dict)")
+    p.add_argument("--weights", help="checkpoint file (a torchreid/reidlab state dict); required "
+                   "unless --random-init")
+    p.add_argument("--random-init", action="store_true",
+                   help="evaluate the randomly initialised model (a chance-level reference)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a checkpoint that holds pickled Python objects beyond tensors (runs code "
+                   "from the file: only for files from a source you trust); recorded in the result")
     p.add_argument("--distance", choices=("euclidean", "cosine"), default="euclidean",
                    help="squared euclidean (default) or 1 - cosine")
     p.add_argument("--normalize", action="store_true", help="L2-normalise features")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped images' features")
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, 0.3)")
-    p.add_argument("--k1", type=int, default=20)
-    p.add_argument("--k2", type=int, default=6)
-    p.add_argument("--lambda", dest="lambda_value", type=float, default=0.3)
+    p.add_argument("--k1", type=positive_int, default=20)
+    p.add_argument("--k2", type=positive_int, default=6)
+    p.add_argument("--lambda", dest="lambda_value", type=fraction, default=0.3)
     p.add_argument("--ap", choices=("standard", "trapezoid"), default="standard",
                    help="AP definition: standard (torchreid/fast-reid) or Market MATLAB trapezoid")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: model's)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), help="input size (default: model's)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--num-workers", type=nonneg_int, default=0, help="DataLoader workers")
     p.add_argument("--device", help="torch device (default: cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="write the full result (settings, per-query AP) as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -33,20 +42,26 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import torch
 
+    from reidlab.commands.argtypes import dataset_options
     from reidlab.datasets import build_dataset
+    from reidlab.errors import ReidlabError
     from reidlab.evaluation import evaluate
     from reidlab.models import build_model, load_checkpoint
 
+    if not args.weights and not args.random_init:
+        raise ReidlabError("give --weights FILE (a trained checkpoint); evaluating a randomly "
+                           "initialised model needs --random-init")
+    if args.weights and args.random_init:
+        raise ReidlabError("--weights and --random-init exclude each other")
+    if args.weights and not Path(args.weights).is_file():
+        raise ReidlabError(f"weights file {args.weights} does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = build_dataset(args.dataset, args.root)
+    dataset = build_dataset(args.dataset, args.root, **dataset_options(args))
     model = build_model(args.model, num_classes=0, pretrained=False)
+    report = {}
     if args.weights:
-        if not Path(args.weights).is_file():
-            from reidlab.errors import ReidlabError
-
-            raise ReidlabError(f"weights file {args.weights} does not exist")
-        load_checkpoint(model, args.weights)
+        report = load_checkpoint(model, args.weights, trust_checkpoint=args.trust_checkpoint)
     model.eval()
     if args.device:
         model.to(torch.device(args.device))
@@ -55,6 +70,8 @@ def run(args) -> int:
         ap=args.ap, rerank=args.rerank, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
         size=tuple(args.size) if args.size else None, batch_size=args.batch_size,
         num_workers=args.num_workers, progress=not args.no_progress, checkpoint=args.weights,
+        extra_settings={"checkpoint_trusted": bool(report.get("trusted", False)),
+                        "random_init": bool(args.random_init)},
     )
     print(result.summary())
     shown = {k: v for k, v in result.settings.items()}

@@ -2,51 +2,49 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
 def add_arguments(p) -> None:
+    from reidlab.commands.argtypes import key_value, positive_float
+
     p.add_argument("notebooks", nargs="*", help="notebooks to run (default: all in notebooks/)")
-    p.add_argument("--run-id", help="folder name under papermill_runs/ (default: run-<timestamp>)")
+    p.add_argument("--run-id", help="folder name under the runs folder (default: run-<timestamp>)")
+    p.add_argument("--runs-dir", help="where runs go (default: papermill_runs/ of the checkout)")
     p.add_argument("--smoke", action="store_true", help="tiny parameters (what the tests use)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", type=key_value,
                    help="parameter for every notebook that declares it (VALUE parsed as JSON when possible)")
-    p.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    p.add_argument("--fail-fast", dest="keep_going", action="store_false",
+                   help="stop at the first failing notebook (default: run them all, exit 1 if any failed)")
     p.add_argument("--check", metavar="BASELINE_CSV", nargs="?", const="default",
                    help="compare the run's results.csv with papermill_runs/baselines/<name>.csv")
-    p.add_argument("--tolerance", type=float, default=2.0, help="points of mAP/rank-1 allowed by --check")
-
-
-def _parse_params(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"reidlab study: -p expects NAME=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+    p.add_argument("--tolerance", type=positive_float, default=2.0,
+                   help="points of mAP/rank-1 allowed by --check")
 
 
 def run(args) -> int:
     from reidlab import study
 
-    params = _parse_params(args.param)
+    params = dict(args.param)
     if args.smoke:
         params.setdefault("smoke", True)
     nbs = [Path(n) for n in args.notebooks] or None
-    summary = study.run_study(nbs, run_id=args.run_id, parameters=params, keep_going=args.keep_going)
+    missing = [str(n) for n in nbs or [] if not n.is_file()]
+    if missing:
+        from reidlab.errors import ReidlabError
+
+        raise ReidlabError(f"no such notebook: {', '.join(missing)}")
+    summary = study.run_study(nbs, run_id=args.run_id, parameters=params, keep_going=args.keep_going,
+                              runs_dir=Path(args.runs_dir) if args.runs_dir else study.RUNS_DIR)
     run_dir = Path(summary["run_dir"])
     for e in summary["notebooks"]:
-        print(f"{e['status']:7s} {e['seconds']:7.1f}s  {e['output']}")
+        print(f"{e['status']:7s} {e['seconds']:7.1f}s  {e['output']}" + (f"  ({e['error']})" if e.get("error") else ""))
+    for c in summary["failed_cells"]:
+        print(f"failed cell: {Path(c['results']).parent.name}: {c['model']} seed {c['seed']} {c['condition']}: "
+              f"{c['error']}")
     print(f"executed notebooks and results are in {run_dir}")
-    report = run_dir / "03_anonymization_cost" / "report.md"
-    if report.exists():
-        print(f"report: {report}")
-    failed = [e for e in summary["notebooks"] if e["status"] != "ok"]
+    print(f"report: {run_dir / 'report.md'}")
+    failed = [e for e in summary["notebooks"] if e["status"] != "ok"] + summary["failed_cells"]
     if args.check:
         base = study.BASELINE_DIR / f"{args.check}.csv" if not args.check.endswith(".csv") else Path(args.check)
         results = run_dir / "03_anonymization_cost" / "results.csv"
