@@ -74,7 +74,7 @@ def test_tiny_export_pixels_manifest_corrupt_and_verify(tiny, tmp_path):
     assert sorted(c["path"] for c in m["corrupt"]) == ["query/0009_c1s1_000009_00.jpg",
                                                         "query/0010_c1s1_000010_00.png"]
     assert m["counts"] == {"source_images": 7, "images_written": 5, "with_face": 4, "without_face": 1,
-                           "fail_closed": 0, "corrupt": 2, "copied": 1}
+                           "fail_closed": 0, "invalid_boxes": 0, "corrupt": 2, "copied": 1}
     assert m["anonymizer"] == anon.settings() and m["detector"] == {"name": "given", "params": {"x": 1}}
     assert set(m["versions"]) >= {"torch", "kornia", "opencv", "reidlab"}
     assert m["copied"]["readme.txt"]["sha256"] == before["readme.txt"]

@@ -3,18 +3,39 @@
 :func:`export_dataset` walks every image file under ``SRC`` (dataset-agnostic: the relative paths,
 folder layout and file names are kept, so torchreid / fast-reid read the copy unchanged), detects
 faces, anonymizes them in batches with :class:`~reidlab.anonymize.Anonymizer`, and writes each
-output atomically (temporary file + ``os.replace``). Non-image files (``readme.txt``, ...) are copied;
+output atomically (temporary file + ``os.replace``, with the permissions of a plain file under the
+process umask, e.g. 0644). Non-image files (``readme.txt``, ...) are copied;
 ``Thumbs.db`` / ``.DS_Store`` are skipped. A per-file record is appended to a JSONL journal
-(``DST/.reidlab-anonymize.jsonl``) as each file is finished, so an interrupted run resumes without
-redoing finished files; at the end the journal is finalised into ``DST/manifest.json``:
+(``DST/.reidlab-anonymize.jsonl``) once its output is completely written, so an interrupted run
+(^C, SIGKILL, a full disk) resumes without redoing finished files; at the end the journal is
+finalised into ``DST/manifest.json``.
+
+Resume trusts nothing it can check: each journaled output must still have its recorded size and
+sha256, and each journaled source its recorded sha256 (``check_hashes=False``: sizes only), else the
+file is redone (counted in ``manifest["resume"]`` and logged). A source that became unreadable gets
+its old output removed and is listed as corrupt; a deleted source's output is removed.
+
+Fail closed: a face source that returns an unusable box for a crop (NaN/inf, inverted, far outside
+the image, wrong shape) does not get that crop skipped or the run aborted: the crop gets the head
+prior box (the configured ``fail_closed`` prior, else :class:`~reidlab.faces.prior.HeadPrior`'s
+default) and is listed with the rows as given (``invalid_boxes``). A full destination disk
+(ENOSPC / EDQUOT) stops the run with one :class:`ExportError` naming the destination; nothing is
+journaled that was not fully written, so the same command resumes after making room.
+
+The manifest:
 
 * ``detector``: name and parameters; ``fail_closed``: the head prior used where nothing was found;
 * ``anonymizer``: :meth:`Anonymizer.settings`; ``output``: format and quality;
 * ``versions``: torch, kornia, opencv, numpy, reidlab;
-* ``files``: per output file its source path, source and output sha256, the boxes used
-  (``x1, y1, x2, y2, score``, original pixels) and whether the fail-closed prior was used;
-* ``copied``: non-image files with their sha256; ``corrupt``: unreadable source images (skipped,
-  never silently dropped) with the reason; ``counts`` and ``timing`` (seconds per stage).
+* ``files``: per output file its source path, source and output sha256, output ``size`` (bytes),
+  the boxes used (``x1, y1, x2, y2, score``, original pixels), whether the fail-closed prior was used,
+  and, only where the face source's boxes were unusable, ``invalid_boxes`` (the rows as given;
+  non-finite numbers as the strings ``"nan"``, ``"inf"``, ``"-inf"``);
+* ``copied``: non-image files with their sha256 and size; ``corrupt``: unreadable source files
+  (skipped, never silently dropped) with the reason and ``kind`` (``"image"`` or ``"other"``);
+* ``counts`` (including ``invalid_boxes``), ``resume`` (what the resume check found:
+  ``redone_output_mismatch``, ``redone_source_changed``, ``removed_source_deleted``,
+  ``retried_unreadable``, ``kept``, ``checked_hashes``) and ``timing`` (seconds per stage).
 
 ``SRC`` is only ever read. ``DST`` may not be ``SRC``, lie inside it, or contain it (symlinks resolved).
 
@@ -23,15 +44,17 @@ note that re-encoding a JPEG changes every pixel slightly) or ``"png"`` (lossles
 the face masks is bit-identical to the decoded source; the file extension becomes ``.png``, so loaders
 that glob ``*.jpg`` need telling). Images are written as 3-channel RGB (grey/alpha sources are expanded).
 
-:func:`verify_export` checks a copy against its manifest: every listed file present with its sha256,
-and no image file the manifest does not list.
+:func:`verify_export` checks a copy against its manifest: every listed file present with its size
+(where recorded) and sha256, and no image file the manifest does not list.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -56,7 +79,12 @@ FaceFn = Callable[[Sequence[str], Sequence[np.ndarray]], Sequence[np.ndarray]]
 
 
 class ExportError(ReidlabError):
-    """The anonymized copy cannot be written as asked (bad DST, changed settings on resume, ...)."""
+    """The anonymized copy cannot be written as asked (bad DST, changed settings on resume, a full
+    destination disk, ...)."""
+
+
+# errors of a full destination: stop with one clear message instead of a traceback
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 # ---------------------------------------------------------------- helpers
@@ -70,17 +98,53 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+def _umask() -> int:
+    """The process umask, read without changing it where ``/proc`` allows (no window in which
+    another thread would create files under a different umask)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    The file gets ``mode`` (default ``0o666 & ~umask``, what ``open(path, "w")`` would give):
+    ``mkstemp`` creates 0600 files, which would make a released dataset unreadable to others.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask() if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _is_tmp(name: str) -> bool:
+    """A leftover temporary file of :func:`_atomic_write` (``.NAME.XXXXXXXX.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _remove_leftover_tmp(dst: Path) -> int:
+    """Remove temporary files an interrupted (killed, disk-full) run left in ``dst``."""
+    n = 0
+    for dirpath, _dirs, names in os.walk(dst):
+        for name in names:
+            if _is_tmp(name):
+                Path(dirpath, name).unlink(missing_ok=True)
+                n += 1
+    return n
 
 
 def versions() -> dict:
@@ -160,28 +224,71 @@ def boxes_faces(boxes: dict[str, np.ndarray]) -> FaceFn:
     return lambda paths, images: [table.get(os.path.realpath(p), empty) for p in paths]
 
 
-def _with_scores(b: np.ndarray) -> np.ndarray:
-    b = np.asarray(b, np.float32).reshape(-1, np.asarray(b).shape[-1] if np.asarray(b).size else 4)
-    if b.shape[1] == 4:
-        b = np.concatenate([b, np.ones((len(b), 1), np.float32)], axis=1)
-    return b[:, :5]
+def _jsonable(value):
+    """``value`` (array, nested lists, numbers) as JSON-safe data: non-finite floats as strings."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else ("nan" if math.isnan(v) else "inf" if v > 0 else "-inf")
+    return repr(value)[:200]
+
+
+def _face_boxes(raw, height: int, width: int) -> tuple[np.ndarray | None, object]:
+    """``(boxes (K, 5) float32, None)`` for a usable answer of a face source for one image, or
+    ``(None, rows as given, JSON-safe)`` for an unusable one.
+
+    Usable: empty (no face), or shape ``(K, >=4)`` (or one ``(4,)``/``(5,)`` box) of finite numbers
+    with ``x2 >= x1``, ``y2 >= y1`` and every coordinate within one image size of the image
+    (``-W <= x <= 2W``, ``-H <= y <= 2H``: detectors clip their boxes to the image, so anything
+    further out is a unit or overflow bug, not a face). A 4-column box gets score 1.
+    """
+    try:
+        a = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None, _jsonable(raw if isinstance(raw, (list, tuple)) else repr(raw))
+    if a.size == 0 and a.ndim >= 1:
+        return np.zeros((0, 5), np.float32), None
+    if a.ndim == 1 and a.shape[0] in (4, 5):
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] < 4:
+        return None, _jsonable(a)
+    a = a[:, :5]
+    xs, ys = a[:, [0, 2]], a[:, [1, 3]]
+    ok = (np.isfinite(a).all()
+          and bool((a[:, 2] >= a[:, 0]).all() and (a[:, 3] >= a[:, 1]).all())
+          and bool(((xs >= -width) & (xs <= 2 * width)).all() and ((ys >= -height) & (ys <= 2 * height)).all()))
+    if not ok:
+        return None, _jsonable(np.asarray(raw, dtype=np.float64))
+    if a.shape[1] == 4:
+        a = np.concatenate([a, np.ones((len(a), 1))], axis=1)
+    return a.astype(np.float32), None
 
 
 # ---------------------------------------------------------------- export
 
 
 def _read_journal(path: Path) -> tuple[dict | None, dict[str, dict]]:
+    """The journal's header and its last record per source path (later lines win)."""
     header, records = None, {}
     if not path.exists():
         return header, records
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.strip()
             if not line:
                 continue
             try:
                 r = json.loads(line)
-            except ValueError:
+                if not isinstance(r, dict) or (r.get("type") != "header" and not {"rel", "type"} <= r.keys()):
+                    raise ValueError("not a journal record")
+            except ValueError:  # (a line glued onto a partial one is invalid JSON too)
                 log.warning("%s: ignoring a truncated journal line (interrupted write)", path)
                 continue
             if r.get("type") == "header":
@@ -189,6 +296,117 @@ def _read_journal(path: Path) -> tuple[dict | None, dict[str, dict]]:
             else:
                 records[r["rel"]] = r
     return header, records
+
+
+def _open_journal(path: Path) -> int:
+    """An append-only descriptor of the journal (unbuffered: a record is on file, whole, or not at all
+    as far as this process knows; no buffer is left to flush into a full disk at close)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as f:
+                f.seek(size - 1)
+                last = f.read(1)
+            if last != b"\n":
+                # a killed or disk-full run left a partial last line: end it, so the next record does
+                # not glue onto it (the partial line is ignored on reading, its file redone)
+                _write_all(fd, b"\n")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a short write is followed by the real error)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fingerprint(path: Path) -> dict:
+    """``{"src_size", "src_sha256"}`` of a source, or ``{}`` if it cannot be read."""
+    try:
+        return {"src_size": path.stat().st_size, "src_sha256": sha256_file(path)}
+    except OSError:
+        return {}
+
+
+def _source_changed(path: Path, r: dict, check_hashes: bool) -> bool:
+    """Whether the source ``path`` differs from the journal record ``r`` (sha256; with
+    ``check_hashes=False`` the size, when the record has it) or cannot be read any more."""
+    try:
+        if not check_hashes and r.get("src_size") is not None:
+            with open(path, "rb") as f:  # readable at all?
+                return os.fstat(f.fileno()).st_size != r["src_size"]
+        return r.get("src_sha256") is None or sha256_file(path) != r["src_sha256"]
+    except OSError:
+        return True
+
+
+def _output_intact(path: Path, r: dict, check_hashes: bool) -> bool:
+    """Whether the output ``path`` still is what the journal record ``r`` says was written: its size
+    (records of older versions have none: then the sha256 is checked whatever ``check_hashes``)
+    and, with ``check_hashes``, its sha256."""
+    try:
+        size = path.stat().st_size
+        if r.get("size") is not None and size != r["size"]:
+            return False
+        if check_hashes or r.get("size") is None:
+            return sha256_file(path) == r.get("sha256")
+        return True
+    except OSError:
+        return False
+
+
+def _check_resume(src: Path, dst: Path, fmt: str, images: list[str], others: list[str], done: dict[str, dict],
+                  check_hashes: bool) -> tuple[dict[str, dict], dict, list[dict]]:
+    """Which journaled files are really done: ``(kept records, counts, tombstone records to journal)``.
+
+    A record is kept only if its source is unchanged and its output intact; otherwise the file is
+    redone. Outputs of sources that no longer exist are removed (and a ``removed`` record journaled,
+    so a later resume does not count them again).
+    """
+    stats = {"kept": 0, "redone_output_mismatch": 0, "redone_source_changed": 0, "removed_source_deleted": 0,
+             "retried_unreadable": 0, "checked_hashes": bool(check_hashes)}
+    present = set(images) | set(others)
+    wanted = {output_name(r, fmt) for r in images} | set(others)
+    kept: dict[str, dict] = {}
+    tombstones = []
+    for rel, r in done.items():
+        if rel not in present:
+            if r["type"] != "removed":
+                out = r.get("out")
+                if out and out not in wanted:  # (never remove the output of a file that still exists)
+                    (dst / out).unlink(missing_ok=True)
+                stats["removed_source_deleted"] += 1
+                tombstones.append({"type": "removed", "rel": rel})
+        elif r["type"] == "removed":
+            continue  # a source that reappeared: redo it
+        elif r["type"] == "corrupt":
+            if _source_changed(src / rel, r, check_hashes):
+                stats["retried_unreadable"] += 1  # changed, or never readable enough to fingerprint: retry
+            else:
+                kept[rel] = r
+        elif _source_changed(src / rel, r, check_hashes):
+            stats["redone_source_changed"] += 1
+        elif not _output_intact(dst / r["out"], r, check_hashes):
+            stats["redone_output_mismatch"] += 1
+        else:
+            kept[rel] = r
+    stats["kept"] = len(kept)
+    return kept, stats, tombstones
+
+
+def _output_collisions(images: list[str], fmt: str) -> None:
+    seen: dict[str, str] = {}
+    for rel in images:
+        out = output_name(rel, fmt)
+        if out in seen:
+            raise ExportError(f"source images {seen[out]} and {rel} would both be written as {out} "
+                              f"(format {fmt!r}); rename one or use --format source")
+        seen[out] = rel
 
 
 def export_dataset(
@@ -205,12 +423,15 @@ def export_dataset(
     dataset: str | None = None,
     progress: bool = True,
     torch_threads: int | None = 1,
+    check_hashes: bool = True,
 ) -> dict:
     """Write an anonymized copy of ``src`` into ``dst`` and return the manifest (also written).
 
     Args:
         src: dataset folder (read only). dst: output folder (created; resumed if a journal exists).
         faces: face boxes per batch, see :data:`FaceFn` (:func:`detector_faces`, :func:`boxes_faces`).
+            An unusable answer for an image (NaN/inf, inverted, far outside the image, wrong shape)
+            gets that image the head prior box, flagged ``invalid_boxes`` in the manifest.
         anonymizer: an :class:`~reidlab.anonymize.Anonymizer` (its ``settings()`` go in the manifest).
         detector_info: ``{"name": ..., "params": {...}}`` for the manifest.
         fail_closed: ``None`` or a :class:`reidlab.faces.prior.HeadPrior` option (float = height
@@ -221,21 +442,24 @@ def export_dataset(
             ``None`` = leave as is). Default 1: a batch of small crops is a few ms of work, and
             intra-op parallelism only adds synchronisation; on a busy machine (detector threads,
             other jobs) it made the step 20-100x slower in our measurements.
+        check_hashes: on resume, check every journaled output and source by sha256 (default);
+            ``False``: by size only (outputs) and size + readability (sources), much faster on a
+            large dataset. Either way a mismatch is redone and counted in ``manifest["resume"]``.
 
     Raises:
-        ExportError: DST is/inside/contains SRC, unknown format, or DST holds a journal written
-            with other settings.
+        ExportError: DST is/inside/contains SRC, unknown format, DST holds a journal written
+            with other settings, two sources map to one output name, the face source answers for
+            a different number of images than asked, or the destination is full (ENOSPC/EDQUOT:
+            free space and run again to resume).
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from reidlab.faces.prior import HeadPrior, head_prior_box
-    from reidlab.imageio import read_rgb
+    from reidlab.faces.prior import HeadPrior
 
     if fmt not in FORMATS:
         raise ExportError(f"format: expected one of {FORMATS}, got {fmt!r}")
     if not 0 <= int(quality) <= 100:
         raise ExportError(f"quality must be in [0, 100], got {quality}")
+    if int(batch_size) < 1:
+        raise ExportError(f"batch_size must be >= 1, got {batch_size}")
     src, dst = check_destination(src, dst)
     prior = HeadPrior.from_option(fail_closed)
     config = {
@@ -246,39 +470,87 @@ def export_dataset(
         "anonymizer": anonymizer.settings(),
         "output": {"format": fmt, "quality": int(quality) if fmt == "source" else None},
     }
+    try:
+        return _export(src, dst, config, faces, anonymizer, prior, fmt, quality, int(batch_size), progress,
+                       torch_threads, check_hashes)
+    except OSError as e:
+        if e.errno not in _DISK_FULL:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        raise ExportError(f"destination {dst} is full ({e.strerror or 'no space left on device'}{where}); "
+                          "every file finished so far is journaled: free space, then run the same command "
+                          "again to resume") from None
+
+
+def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior, fmt: str, quality: int,
+            batch_size: int, progress: bool, torch_threads: int | None, check_hashes: bool) -> dict:
+    import torch
+    from tqdm.auto import tqdm
+
+    from reidlab.faces.prior import HeadPrior, head_prior_box
+    from reidlab.imageio import read_rgb
+
     dst.mkdir(parents=True, exist_ok=True)
     jpath = dst / JOURNAL
     header, done = _read_journal(jpath)
-    if header is not None and header["config"] != config:
+    if header is not None and header.get("config") != config:
         raise ExportError(f"{dst} holds an unfinished or finished export made with other settings "
                           f"({jpath}); use an empty destination folder")
-    done = {rel: r for rel, r in done.items()
-            if r["type"] == "corrupt" or (dst / r["out"]).exists()}
     images, others = walk_files(src)
     if not images:
         raise ExportError(f"source {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+    _output_collisions(images, fmt)
+    if jpath.exists():
+        n_tmp = _remove_leftover_tmp(dst)
+        if n_tmp:
+            log.info("removed %d temporary files an interrupted run left in %s", n_tmp, dst)
+    n_journaled = sum(1 for r in done.values() if r["type"] != "removed")
+    done, resume, tombstones = _check_resume(src, dst, fmt, images, others, done, check_hashes)
+    how = "sha256" if check_hashes else "size"
+    if resume["redone_output_mismatch"]:
+        log.warning("resuming %s: %d finished outputs are missing or no longer match the journal (by %s): "
+                    "redoing them", dst, resume["redone_output_mismatch"], how)
+    if resume["redone_source_changed"]:
+        log.warning("resuming %s: %d sources changed or became unreadable since they were exported (by %s): "
+                    "redoing them", dst, resume["redone_source_changed"], how)
+    if resume["removed_source_deleted"]:
+        log.warning("resuming %s: %d sources were deleted since they were exported: removed their outputs",
+                    dst, resume["removed_source_deleted"])
+    if resume["retried_unreadable"]:
+        log.info("resuming %s: retrying %d source files that were unreadable", dst, resume["retried_unreadable"])
+    # the manifest is rewritten at the end: until then there is no claim that the copy is complete
+    (dst / MANIFEST).unlink(missing_ok=True)
     timing = {"decode": 0.0, "detect": 0.0, "anonymize": 0.0, "encode_write": 0.0, "hash": 0.0}
-    skipped = sum(1 for r in images + others if r in done)
-    if skipped:
-        log.info("resuming %s: %d of %d files already done", dst, skipped, len(images) + len(others))
+    if n_journaled:
+        log.info("resuming %s: %d of %d files already done (checked by %s)", dst, len(done),
+                 len(images) + len(others), how)
 
-    with open(jpath, "a") as journal:
-        if header is None:
-            journal.write(json.dumps({"type": "header", "config": config}) + "\n")
-            journal.flush()
-
+    fd = _open_journal(jpath)
+    try:
         def record(r: dict) -> None:
-            journal.write(json.dumps(r) + "\n")
-            journal.flush()
-            done[r["rel"]] = r
+            _write_all(fd, (json.dumps(r) + "\n").encode())
+            if r["type"] != "removed":
+                done[r["rel"]] = r
+
+        if header is None:
+            _write_all(fd, (json.dumps({"type": "header", "config": config}) + "\n").encode())
+        for r in tombstones:
+            record(r)
 
         for rel in others:
             if rel in done:
                 continue
-            data = (src / rel).read_bytes()
+            try:
+                data = (src / rel).read_bytes()
+            except OSError as e:
+                log.warning("skipping unreadable source file %s: %s", src / rel, e)
+                (dst / rel).unlink(missing_ok=True)  # a stale copy of an earlier run
+                record({"type": "corrupt", "kind": "other", "rel": rel, "error": str(e)})
+                continue
             _atomic_write(dst / rel, data)
             digest = hashlib.sha256(data).hexdigest()
-            record({"type": "copy", "rel": rel, "out": rel, "src_sha256": digest, "sha256": digest})
+            record({"type": "copy", "rel": rel, "out": rel, "src_sha256": digest, "sha256": digest,
+                    "size": len(data), "src_size": len(data)})
 
         todo = [r for r in images if r not in done]
         bar = tqdm(total=len(images), initial=len(images) - len(todo), desc="anonymize", unit="img",
@@ -292,22 +564,48 @@ def export_dataset(
                     decoded.append((rel, read_rgb(src / rel)))
                 except (ImageReadError, OSError) as e:
                     log.warning("skipping unreadable source image %s: %s", src / rel, e)
-                    record({"type": "corrupt", "rel": rel, "error": str(e)})
+                    (dst / output_name(rel, fmt)).unlink(missing_ok=True)  # never leave an earlier output
+                    record({"type": "corrupt", "kind": "image", "rel": rel, "error": str(e),
+                            **_fingerprint(src / rel)})
             timing["decode"] += time.perf_counter() - t
             if not decoded:
                 bar.update(len(chunk))
                 continue
             t = time.perf_counter()
-            found = [_with_scores(b) for b in faces([str(src / r) for r, _ in decoded], [im for _, im in decoded])]
+            paths = [str(src / r) for r, _ in decoded]
+            answer = faces(paths, [im for _, im in decoded])
+            try:
+                answer = list(answer)
+            except TypeError:
+                answer = None
+            if answer is None or len(answer) != len(decoded):
+                got = "no list" if answer is None else f"{len(answer)} box sets"
+                raise ExportError(f"the face source answered {got} for {len(decoded)} images ({paths[0]}, ...): "
+                                  "it must return one (K, 4|5) array per image")
             timing["detect"] += time.perf_counter() - t
-            used, prior_used = [], []
-            for (_, im), b in zip(decoded, found):
-                if len(b) == 0 and prior is not None:
-                    used.append(head_prior_box(im.shape[0], im.shape[1], prior)[None])
+            used, prior_used, detected, invalid = [], [], [], []
+            for (rel, im), raw in zip(decoded, answer):
+                h, w = im.shape[:2]
+                b, bad = _face_boxes(raw, h, w)
+                invalid.append(bad)
+                if b is None:  # fail closed: the head prior, whatever fail_closed says
+                    used.append(head_prior_box(h, w, prior or HeadPrior())[None])
                     prior_used.append(True)
+                    detected.append(0)
+                elif len(b) == 0 and prior is not None:
+                    used.append(head_prior_box(h, w, prior)[None])
+                    prior_used.append(True)
+                    detected.append(0)
                 else:
                     used.append(b)
                     prior_used.append(False)
+                    detected.append(len(b))
+            n_bad = sum(1 for v in invalid if v is not None)
+            if n_bad:
+                i = next(i for i, v in enumerate(invalid) if v is not None)
+                log.warning("the face source returned unusable boxes for %d of %d images (e.g. %s: %s); "
+                            "they get the head prior box instead (listed as invalid_boxes in the manifest)",
+                            n_bad, len(decoded), paths[i], json.dumps(invalid[i])[:200])
             t = time.perf_counter()
             outputs: list[np.ndarray | None] = [None] * len(decoded)
             by_shape: dict[tuple, list[int]] = {}
@@ -335,34 +633,41 @@ def export_dataset(
                 _atomic_write(dst / out_rel, data)
                 t2 = time.perf_counter()
                 timing["encode_write"] += t2 - t
-                rec = {"type": "image", "rel": rel, "out": out_rel, "src_sha256": sha256_file(src / rel),
-                       "sha256": hashlib.sha256(data).hexdigest(), "detected": len(found[i]),
+                rec = {"type": "image", "rel": rel, "out": out_rel, **_fingerprint(src / rel),
+                       "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "detected": detected[i],
                        "fail_closed": prior_used[i], "boxes": np.round(used[i].astype(np.float64), 3).tolist()}
+                if invalid[i] is not None:
+                    rec["invalid_boxes"] = invalid[i]
                 timing["hash"] += time.perf_counter() - t2
-                record(rec)
+                record(rec)  # only now: the output is completely on disk
             bar.update(len(chunk))
         bar.close()
+    finally:
+        os.close(fd)
 
-    manifest = _finalise(dst, config, images, others, done, timing)
+    manifest = _finalise(dst, config, images, others, done, timing, resume)
     c = manifest["counts"]
     log.info("anonymized %d images into %s: %d without a detected face (%d got the fail-closed prior), "
-             "%d corrupt source files skipped", c["images_written"], dst, c["without_face"], c["fail_closed"],
-             c["corrupt"])
+             "%d with unusable face boxes (head prior), %d corrupt source files skipped", c["images_written"], dst,
+             c["without_face"], c["fail_closed"], c["invalid_boxes"], c["corrupt"])
     return manifest
 
 
-def _finalise(dst: Path, config: dict, images: list[str], others: list[str], done: dict, timing: dict) -> dict:
+def _finalise(dst: Path, config: dict, images: list[str], others: list[str], done: dict, timing: dict,
+              resume: dict) -> dict:
     files, copied, corrupt = {}, {}, []
-    for rel in images:
-        r = done[rel]
-        if r["type"] == "corrupt":
-            corrupt.append({"path": rel, "error": r["error"]})
-        else:
-            files[r["out"]] = {"source": rel, "src_sha256": r["src_sha256"], "sha256": r["sha256"],
-                               "boxes": r["boxes"], "detected": r["detected"], "fail_closed": r["fail_closed"]}
-    for rel in others:
-        r = done[rel]
-        copied[r["out"]] = {"sha256": r["sha256"]}
+    for kind, rels in (("image", images), ("other", others)):
+        for rel in rels:
+            r = done[rel]
+            if r["type"] == "corrupt":
+                corrupt.append({"path": rel, "error": r["error"], "kind": kind})
+            elif kind == "other":
+                copied[r["out"]] = {"sha256": r["sha256"], **({"size": r["size"]} if "size" in r else {})}
+            else:
+                files[r["out"]] = {"source": rel, "src_sha256": r.get("src_sha256"), "sha256": r["sha256"],
+                                   **({"size": r["size"]} if "size" in r else {}),
+                                   "boxes": r["boxes"], "detected": r["detected"], "fail_closed": r["fail_closed"],
+                                   **({"invalid_boxes": r["invalid_boxes"]} if "invalid_boxes" in r else {})}
     n_face = sum(1 for f in files.values() if f["detected"] > 0)
     manifest = {
         "format_version": 1,
@@ -376,9 +681,11 @@ def _finalise(dst: Path, config: dict, images: list[str], others: list[str], don
             "with_face": n_face,
             "without_face": len(files) - n_face,
             "fail_closed": sum(1 for f in files.values() if f["fail_closed"]),
+            "invalid_boxes": sum(1 for f in files.values() if "invalid_boxes" in f),
             "corrupt": len(corrupt),
             "copied": len(copied),
         },
+        "resume": resume,
         "timing_s_this_run": {k: round(v, 3) for k, v in timing.items()},
         "files": files,
         "copied": copied,
@@ -394,8 +701,9 @@ def _finalise(dst: Path, config: dict, images: list[str], others: list[str], don
 def verify_export(dst: str | Path, check_hashes: bool = True) -> list[str]:
     """Problems found comparing ``dst`` with its manifest (empty list = the copy is intact).
 
-    Checks: manifest present and readable; every listed file present with its sha256; the counts
-    agree with the lists; no image file in ``dst`` that the manifest does not list.
+    Checks: manifest present and readable; every listed file present, with its size where the
+    manifest records it and its sha256 (``check_hashes``); the counts agree with the lists; no image
+    file in ``dst`` that the manifest does not list.
     """
     dst = Path(dst)
     mpath = dst / MANIFEST
@@ -409,14 +717,20 @@ def verify_export(dst: str | Path, check_hashes: bool = True) -> list[str]:
         p = dst / rel
         if not p.is_file():
             problems.append(f"missing: {rel}")
+            continue
+        size = p.stat().st_size
+        if entry.get("size") is not None and size != entry["size"]:
+            problems.append(f"size mismatch: {rel} ({size} bytes, the manifest says {entry['size']})")
         elif check_hashes and sha256_file(p) != entry["sha256"]:
             problems.append(f"checksum mismatch: {rel}")
     c = manifest.get("counts", {})
+    corrupt = manifest.get("corrupt", [])
+    corrupt_images = sum(1 for e in corrupt if e.get("kind", "image") == "image")
     if c.get("images_written") != len(files):
         problems.append(f"count mismatch: manifest counts {c.get('images_written')} images, lists {len(files)}")
-    if c.get("source_images") != len(files) + len(manifest.get("corrupt", [])):
+    if c.get("source_images") != len(files) + corrupt_images:
         problems.append(f"count mismatch: {c.get('source_images')} source images != {len(files)} written + "
-                        f"{len(manifest.get('corrupt', []))} corrupt")
+                        f"{corrupt_images} corrupt")
     present, _ = walk_files(dst)
     for rel in sorted(set(present) - set(files)):
         problems.append(f"not in manifest: {rel}")

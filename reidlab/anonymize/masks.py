@@ -11,11 +11,25 @@ Conventions shared by every op in :mod:`reidlab.anonymize`:
 * ``feather`` (pixels) softens the edge *inwards*: the mask rises linearly from 0 at the region
   edge to 1 at ``feather`` pixels inside it, so the soft edge never spills out of the box.
   ``feather_rel`` adds a feather relative to the shorter side of the scaled box.
-* Masks of the ``K`` boxes of one image are combined with ``max``; invalid boxes contribute 0.
+* Masks of the ``K`` boxes of one image are combined with ``max``; rows marked invalid
+  (``valid=False``, padding) contribute 0.
+
+Fail closed: a box is privacy-relevant input, so a *valid* row that is not a usable box (NaN or
+infinite coordinates, ``x2 < x1`` or ``y2 < y1``, a coordinate beyond :data:`MAX_COORD`) raises
+``ValueError`` naming the image and the box (:func:`as_padded_boxes`, the single entry point of the
+ops and :func:`box_masks`) instead of becoming an empty region that leaves the face visible. Likewise
+``scale`` must be finite and > 0 and ``feather`` / ``feather_rel`` finite and >= 0
+(:func:`check_mask_params`).
+
+Box geometry (scaling, regions, mask values) is computed in float32, or float64 when the images or
+the boxes are float64 (:func:`geometry_dtype`), whatever the image dtype: in bfloat16 a coordinate
+like 100.4 would round to 100.5 and move the region edge by a pixel. Masks are cast to the image
+dtype only where pixels are combined.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,14 +37,92 @@ from torch import Tensor
 
 __all__ = [
     "MASK_SHAPES",
+    "MAX_COORD",
     "as_padded_boxes",
     "box_masks",
     "box_regions",
+    "check_boxes",
+    "check_mask_params",
+    "geometry_dtype",
     "mask_values",
     "scale_boxes",
 ]
 
 MASK_SHAPES = ("box", "ellipse")
+
+#: Largest accepted ``|coordinate|`` of a valid box, in pixels. Real images are at most a few
+#: 10^4 px on a side, so a coordinate beyond 10^6 is a detector or unit bug (normalised vs pixel
+#: coordinates, an overflow), not a face. The bound also keeps the geometry exact enough: float32
+#: resolves 1/16 px at 10^6 (so the ``x + 0.5`` pixel-centre tests stay right), and scaled boxes
+#: stay far from the ``int64`` range of :func:`box_regions`.
+MAX_COORD = 1e6
+
+
+def geometry_dtype(*dtypes) -> torch.dtype:
+    """The dtype box geometry is computed in: float64 if any of ``dtypes`` (torch or numpy dtypes,
+    or ``None``) is float64, else float32 (never the half-precision dtype of the images)."""
+    return torch.float64 if any(d is not None and str(d).endswith("float64") for d in dtypes) else torch.float32
+
+
+def _boxes_dtype(boxes) -> object:
+    """A float64 dtype if ``boxes`` (tensor, array, or list of them) holds float64 values, else None."""
+    if isinstance(boxes, (list, tuple)):
+        return next((d for d in (getattr(b, "dtype", None) for b in boxes) if str(d).endswith("float64")), None)
+    return getattr(boxes, "dtype", None)
+
+
+def check_boxes(boxes: Tensor, ok: Tensor) -> None:
+    """Raise ``ValueError`` if a valid row (``ok``) of ``boxes (B, K, 4)`` is not a usable box.
+
+    Usable: every coordinate finite with ``|c| <= MAX_COORD``, ``x2 >= x1`` and ``y2 >= y1``
+    (an empty box is allowed: it anonymizes nothing, like a box outside the image). Rows with
+    ``ok == False`` (padding) are ignored. One fused check and a single host sync.
+    """
+    if boxes.numel() == 0:
+        return
+    # fast path, one sync: amax/amin propagate NaN, and NaN compares False
+    g = boxes.detach().masked_fill(~ok[..., None], 0)
+    if bool((g.abs().amax() <= MAX_COORD) & ((g[..., 2:4] - g[..., :2]).amin() >= 0)):
+        return
+    good = (boxes.abs() <= MAX_COORD).all(dim=-1)  # NaN compares False, +-inf > MAX_COORD
+    good &= (boxes[..., 2] >= boxes[..., 0]) & (boxes[..., 3] >= boxes[..., 1])
+    bad = ok & ~good
+    if not bool(bad.any()):  # (cannot happen: the fast path is the same test)
+        return
+    i, k = (int(v) for v in bad.nonzero()[0])
+    row = boxes[i, k].detach().cpu().double().tolist()
+    if not all(math.isfinite(v) for v in row):
+        why = "a coordinate is not finite"
+    elif any(abs(v) > MAX_COORD for v in row):
+        why = f"a coordinate lies beyond +-{MAX_COORD:g} px"
+    else:
+        why = "x2 < x1 or y2 < y1 (inverted box)"
+    raise ValueError(f"boxes: image {i}, box {k} = {row} (x1, y1, x2, y2) is invalid: {why} "
+                     f"({int(bad.sum())} invalid box(es) in the batch); refusing to skip a face: "
+                     "fix the boxes or mark the row invalid")
+
+
+def _check_param(value, name: str, positive: bool) -> None:
+    what = "> 0" if positive else ">= 0"
+    if isinstance(value, (int, float)):
+        if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+            raise ValueError(f"{name} must be finite and {what}, got {value}")
+        return
+    t = torch.as_tensor(value).detach()
+    if not t.is_floating_point():
+        t = t.double()
+    if not bool((torch.isfinite(t) & ((t > 0) if positive else (t >= 0))).all()):
+        raise ValueError(f"{name} must be finite and {what} (every element of a per-sample tensor), "
+                         f"got {t.tolist() if t.numel() <= 16 else t}")
+
+
+def check_mask_params(scale, feather, feather_rel) -> None:
+    """Raise ``ValueError`` unless ``scale`` is finite and > 0 and ``feather``, ``feather_rel`` are
+    finite and >= 0 (scalars, or every element of per-sample tensors): a zero or NaN scale, or an
+    infinite feather, would silently anonymize nothing."""
+    _check_param(scale, "scale", positive=True)
+    _check_param(feather, "feather", positive=False)
+    _check_param(feather_rel, "feather_rel", positive=False)
 
 
 def as_padded_boxes(
@@ -47,11 +139,14 @@ def as_padded_boxes(
             (extra columns, e.g. a score, are ignored).
         valid: ``(B, K)`` bool, or ``None`` (all rows valid; ignored for a list).
         batch_size: ``B``, the number of images.
-        device, dtype: where the result lives. Boxes on another device are *moved* to the
-            image's device (they are small metadata; a DataLoader gives CPU boxes with GPU images).
+        device, dtype: where the result lives and its dtype, the geometry dtype (float32 or
+            float64, see :func:`geometry_dtype`; never the images' half precision). Boxes on another
+            device are *moved* to the image's device (they are small metadata; a DataLoader gives CPU
+            boxes with GPU images).
 
     Raises:
-        ValueError: wrong shapes or a batch size that differs from the images'.
+        ValueError: wrong shapes, a batch size that differs from the images', or a valid row that
+            is not a usable box (:func:`check_boxes`: non-finite, inverted, beyond ``MAX_COORD``).
     """
     if isinstance(boxes, (list, tuple)):
         if len(boxes) != batch_size:
@@ -74,6 +169,7 @@ def as_padded_boxes(
             out[bi, ki] = torch.cat([t.cpu() for t in rows])
             ok[bi, ki] = True
         out, ok = out.to(device), ok.to(device)
+        check_boxes(out, ok)
         return out, ok
     if not isinstance(boxes, Tensor):
         raise TypeError(f"boxes: expected a (B, K, 4) tensor or a list of (K, 4) tensors, got {type(boxes)}")
@@ -86,6 +182,7 @@ def as_padded_boxes(
         if valid.shape != b.shape[:2]:
             raise ValueError(f"valid: expected shape {tuple(b.shape[:2])}, got {tuple(valid.shape)}")
         ok = valid.to(device=device, dtype=torch.bool)
+    check_boxes(b, ok)
     return b, ok
 
 
@@ -109,12 +206,15 @@ def box_regions(boxes: Tensor, height: int, width: int) -> Tensor:
 
     A pixel is in the region when its centre lies in ``[x1, x2) x [y1, y2)``; regions are clipped
     to the ``height x width`` image (an empty region has ``c1 <= c0`` or ``r1 <= r0``).
+    Coordinates are clamped to the image *before* the integer conversion, so huge or infinite
+    values cannot overflow ``int64`` (``+inf`` reaches the far edge, ``-inf`` the near one); NaN,
+    which :func:`as_padded_boxes` never lets through for a valid box, maps to 0.
     """
     lo = torch.ceil(boxes[..., :2].detach() - 0.5)
     hi = torch.ceil(boxes[..., 2:4].detach() - 0.5)
     lim = torch.tensor([width, height], device=boxes.device, dtype=boxes.dtype)
-    lo = torch.minimum(lo.clamp(min=0), lim)
-    hi = torch.minimum(hi.clamp(min=0), lim)
+    lo = torch.minimum(torch.nan_to_num(lo, nan=0.0).clamp(min=0), lim)
+    hi = torch.minimum(torch.nan_to_num(hi, nan=0.0).clamp(min=0), lim)
     return torch.cat([lo, hi], dim=-1).long()
 
 
@@ -190,11 +290,12 @@ def box_masks(
         feather_rel: extra soft-edge width relative to the scaled box's shorter side.
 
     Returns:
-        :math:`(B, 1, H, W)` float in ``[0, 1]`` (dtype of float ``boxes``, else float32), zero
-        outside every box region.
+        :math:`(B, 1, H, W)` float in ``[0, 1]`` (dtype of float ``boxes``, else float32; computed in
+        float32 or float64, see :func:`geometry_dtype`), zero outside every box region.
 
     Raises:
-        ValueError: unknown ``shape`` or wrong tensor shapes.
+        ValueError: unknown ``shape``, wrong tensor shapes, an invalid valid box
+            (:func:`check_boxes`), ``scale <= 0``, negative ``feather`` or non-finite parameters.
 
     Example:
         >>> m = box_masks(torch.tensor([[[1., 1., 3., 2.]]]), None, (3, 4))
@@ -203,11 +304,14 @@ def box_masks(
                 [0., 1., 1., 0.],
                 [0., 0., 0., 0.]])
     """
+    if shape not in MASK_SHAPES:
+        raise ValueError(f"mask shape: expected one of {MASK_SHAPES}, got {shape!r}")
+    check_mask_params(scale, feather, feather_rel)
     h, w = size
     ref = boxes if isinstance(boxes, Tensor) else torch.as_tensor(boxes[0]) if len(boxes) else torch.zeros(0)
     dtype = ref.dtype if ref.is_floating_point() else torch.float32
     n = boxes.shape[0] if isinstance(boxes, Tensor) else len(boxes)
-    bx, ok = as_padded_boxes(boxes, valid, n, ref.device, dtype)
+    bx, ok = as_padded_boxes(boxes, valid, n, ref.device, geometry_dtype(_boxes_dtype(boxes)))
     if bx.shape[1] == 0:
         return torch.zeros(n, 1, h, w, device=bx.device, dtype=dtype)
     k = bx.shape[1]
@@ -217,4 +321,4 @@ def box_masks(
     xs = torch.arange(w, device=bx.device)[None, None, None, :]
     m = mask_values(xs, ys, sb[:, :, None, None, :], shape, f[:, :, None, None])
     m = torch.where(ok[:, :, None, None], m, torch.zeros_like(m))
-    return m.amax(dim=1, keepdim=True)
+    return m.amax(dim=1, keepdim=True).to(dtype)

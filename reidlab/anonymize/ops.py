@@ -42,8 +42,14 @@ Input policy (same for every op):
     * scalar parameters may be per-sample tensors of shape ``(B,)``.
     * overlapping boxes of one image: the region pixel is written once, from the lowest-index box
       whose region contains it, composited with the max of all masks of the image.
-    * nothing to anonymize (``K = 0``, all boxes invalid or outside the image): the input tensor
-      itself is returned.
+    * nothing to anonymize (``K = 0``, all boxes marked invalid or outside the image): the input
+      tensor itself is returned.
+    * fail closed: a box marked valid that is not a usable box (NaN/inf coordinates, ``x2 < x1``,
+      beyond ``masks.MAX_COORD``), ``scale <= 0``, a negative feather, or a non-finite parameter
+      raises ``ValueError`` instead of silently anonymizing nothing.
+    * box geometry is computed in float32 (float64 for float64 images or boxes) whatever the image
+      dtype, so bfloat16/float16 images get exactly the regions float32 images get; masks are cast
+      to the image dtype only for the blend.
 """
 
 from __future__ import annotations
@@ -59,10 +65,14 @@ from torch import Tensor
 
 from reidlab.anonymize.masks import (
     MASK_SHAPES,
+    _boxes_dtype,
+    _check_param,
     _per_box,
     as_padded_boxes,
     box_regions,
+    check_mask_params,
     feather_px,
+    geometry_dtype,
     mask_values,
     scale_boxes,
 )
@@ -122,7 +132,7 @@ class _Patches:
     """
 
     bidx: Tensor  # (N,) image index of each box
-    boxes: Tensor  # (N, 4) the boxes as given (unscaled)
+    boxes: Tensor  # (N, 4) the boxes as given (unscaled), in the geometry dtype (float32/float64)
     heights: Tensor  # (N,) region height in px (long)
     widths: Tensor  # (N,) region width in px (long)
     oy: Tensor  # (N,) region offset in the window (rows)
@@ -204,9 +214,11 @@ def _gather(
     _check_images(images)
     if mask not in MASK_SHAPES:
         raise ValueError(f"mask: expected one of {MASK_SHAPES}, got {mask!r}")
+    check_mask_params(scale, feather, feather_rel)
     b, c, h, w = images.shape
     dev = images.device
-    bx, ok = as_padded_boxes(boxes, valid, b, dev, images.dtype)
+    # geometry in float32/float64 (never the images' half precision), validated (fail closed)
+    bx, ok = as_padded_boxes(boxes, valid, b, dev, geometry_dtype(images.dtype, _boxes_dtype(boxes)))
     k = bx.shape[1]
     if k == 0 or not bool(ok.any()):
         return None
@@ -240,6 +252,7 @@ def _gather(
             f = feather_px(sb, feather, feather_rel)
             m = mask_values(xx, yy, sb[bidx][:, :, None, None, :], mask, f[bidx][:, :, None, None])
             m = torch.where(ok[bidx][:, :, None, None], m, torch.zeros_like(m)).amax(dim=1) * inreg
+            m = m.to(images.dtype)  # pixels are combined in the image dtype
         # (hard box masks: 1 on the region, no (N, K, hp, wp) evaluation and no blending)
         if several:
             # several boxes in one image: each window writes only the pixels of its own region, and a
@@ -417,7 +430,8 @@ def blur_faces(
 
     Raises:
         TypeError: ``images`` is not a floating-point tensor (uint8 is rejected).
-        ValueError: wrong shapes, unknown ``mask``, non-positive sigma.
+        ValueError: wrong shapes, unknown ``mask``, non-positive or non-finite sigma / sigma_rel,
+            an invalid box marked valid, ``scale <= 0``, negative ``feather``.
 
     Example:
         >>> x = torch.rand(2, 3, 128, 64)
@@ -426,15 +440,17 @@ def blur_faces(
         >>> y.shape, bool((y[:, :, 30:] == x[:, :, 30:]).all())
         (torch.Size([2, 3, 128, 64]), True)
     """
+    _check_param(sigma if sigma is not None else sigma_rel, "sigma" if sigma is not None else "sigma_rel", True)
     p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
     if p is None:
         return images
     if sigma is not None:
         s = _per_patch(sigma, p, images, "sigma")
-    else:
-        s = _per_patch(sigma_rel, p, images, "sigma_rel") * (p.boxes[:, 3] - p.boxes[:, 1])
-    if bool((s.detach() <= 0).any()):
-        raise ValueError("blur sigma must be > 0 (check sigma / sigma_rel and the box heights)")
+    else:  # heights from the float32/64 geometry, then the image dtype (the operators' dtype)
+        s = (_per_patch(sigma_rel, p, images, "sigma_rel") * (p.boxes[:, 3] - p.boxes[:, 1])).to(images.dtype)
+    sd = s.detach()
+    if bool(((sd <= 0) | ~torch.isfinite(sd)).any()):
+        raise ValueError("blur sigma must be finite and > 0 (check sigma / sigma_rel and the box heights)")
     s = s.clamp(min=1e-2)
     radius = max(1, math.ceil(truncate * float(s.detach().max())))
     _, hp, _, wp = p.shape
@@ -480,7 +496,8 @@ def pixelate_faces(
         :math:`(B, C, H, W)`; pixels outside the masks bit-identical.
 
     Raises:
-        TypeError: non-float ``images``. ValueError: ``blocks < 1``, bad shapes.
+        TypeError: non-float ``images``. ValueError: ``blocks < 1`` or non-finite, bad shapes, and
+        the box / ``scale`` / ``feather`` checks of :func:`blur_faces`.
 
     Example:
         >>> x = torch.rand(1, 3, 8, 8)
@@ -488,6 +505,7 @@ def pixelate_faces(
         >>> torch.allclose(y[0, :, 0, 0], x[0, :, :2, :2].mean((1, 2)))
         True
     """
+    _check_param(blocks, "blocks", True)
     p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
     if p is None:
         return images
@@ -540,7 +558,8 @@ def fill_faces(
         image (outside the hard part of the mask) and ``color``.
 
     Raises:
-        TypeError: non-float ``images``. ValueError: unknown ``fill``, bad ``color`` shape.
+        TypeError: non-float ``images``. ValueError: unknown ``fill``, bad ``color`` shape, and the
+        box / ``scale`` / ``feather`` checks of :func:`blur_faces`.
 
     Example:
         >>> x = torch.rand(1, 3, 8, 8)
