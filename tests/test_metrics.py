@@ -193,3 +193,172 @@ def test_single_gallery_shot():
     assert c[0] == pytest.approx(0.5, abs=0.04) and c[1] == 1.0
     c2 = single_gallery_shot_cmc(d, [1], [1, 2, 2], [0], [1, 1, 1], max_rank=2, repeats=2000, seed=1)
     np.testing.assert_array_equal(c, c2)  # seeded
+
+
+# ------------------------------------------------ non-finite and integer distances
+def stable_reference(d, qp, gp, qc, gc, max_rank=50):
+    """Per query: drop removed items, stable argsort of the row (ties by gallery index),
+    AP = mean of i / r_i, INP = P / r_P, CMC from the first hit. Exact for ints and infinities."""
+    out = []
+    for q in range(len(qp)):
+        keep = np.flatnonzero((gp != -1) & ~((gp == qp[q]) & (gc == qc[q])))
+        order = keep[np.argsort(d[q, keep], kind="stable")]
+        hits = np.flatnonzero(gp[order] == qp[q]) + 1  # 1-based ranks of the positives
+        if len(hits) == 0:
+            out.append(None)
+            continue
+        i = np.arange(1, len(hits) + 1)
+        out.append({"ranks": hits - 1, "ap": float(np.mean(i / hits)), "inp": len(hits) / hits[-1],
+                    "first": int(hits[0]), "cmc": (hits[0] <= np.arange(1, max_rank + 1)).astype(float)})
+    return out
+
+
+def assert_matches_reference(d, qp, gp, qc, gc, max_rank=10, **kw):
+    ref = stable_reference(d, qp, gp, qc, gc, max_rank)
+    m = rank_metrics(d, qp, gp, qc, gc, max_rank=max_rank)
+    valid = np.array([r is not None for r in ref])
+    np.testing.assert_array_equal(m.valid, valid)
+    rows, ranks = positive_ranks(d, qp, gp, qc, gc, **kw)
+    rv = [r for r in ref if r is not None]
+    np.testing.assert_array_equal(ranks, np.concatenate([r["ranks"] for r in rv]) if rv else [])
+    np.testing.assert_array_equal(rows, np.repeat(np.flatnonzero(valid), [len(r["ranks"]) for r in rv]))
+    if rv:
+        np.testing.assert_allclose(m.ap[valid], [r["ap"] for r in rv], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(m.inp[valid], [r["inp"] for r in rv], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(m.first_hit_rank[valid], [r["first"] for r in rv])
+        np.testing.assert_allclose(m.cmc, np.mean([r["cmc"] for r in rv], 0), atol=1e-12)
+    return m
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_infinities_match_stable_argsort_reference(dtype):
+    """+inf / -inf sprinkled over positives, negatives and removed items (same camera, pid -1).
+    Before: removed items were set to +inf too, so they counted ahead of a +inf positive."""
+    rng = np.random.default_rng(7)
+    n_inf_positive_rows = 0
+    for it in range(200):
+        d, qp, gp, qc, gc = random_case(rng, dtype)
+        u = rng.random(d.shape)
+        d[u < 0.25] = np.inf
+        d[(u > 0.25) & (u < 0.35)] = -np.inf
+        same = qp[:, None] == gp[None]
+        valid_pos = same & (qc[:, None] != gc[None])
+        n_inf_positive_rows += int(((d == np.inf) & valid_pos).any(1).sum())
+        assert_matches_reference(d, qp, gp, qc, gc, chunk_elements=int(rng.choice([1, 50, 1 << 20])))
+    assert n_inf_positive_rows > 100  # the case the old code got wrong is well covered
+
+
+def test_inf_positives_tie_with_inf_negatives_hand_case():
+    # query pid 1, camera 0
+    #   idx: 0     1    2     3          4     5    6           7        8
+    #   pid: 1     2    3     1 (cam 0)  1     1    -1          0        4
+    #   d:   +inf  0.5  +inf  +inf junk  +inf  0.2  +inf junk   -inf     -inf
+    inf = np.inf
+    d = np.array([[inf, 0.5, inf, inf, inf, 0.2, inf, -inf, -inf],
+                  [inf, 0.5, inf, inf, inf, 0.2, inf, -inf, -inf]])
+    gp = np.array([1, 2, 3, 1, 1, 1, -1, 0, 4])
+    gc = np.array([1, 1, 1, 0, 2, 1, 1, 1, 1])
+    # valid order: 7 (-inf), 8 (-inf), 5 (0.2, +), 1 (0.5), 0 (+inf, +), 2 (+inf), 4 (+inf, +);
+    # the removed 3 and 6 never count. Positives at ranks 3, 5, 7.
+    # second query, pid 4 camera 0: its positive 8 ties at -inf with distractor 7: rank 2
+    for dt in (np.float32, np.float64):
+        m = rank_metrics(d.astype(dt), [1, 4], gp, [0, 0], gc, max_rank=8)
+        assert m.ap[0] == pytest.approx((1 / 3 + 2 / 5 + 3 / 7) / 3, abs=1e-15)
+        assert m.inp[0] == pytest.approx(3 / 7, abs=1e-15)
+        assert m.first_hit_rank.tolist() == [3, 2] and m.num_positives.tolist() == [3, 1]
+        assert m.ap[1] == pytest.approx(1 / 2) and m.inp[1] == pytest.approx(1 / 2)
+        assert m.cmc.tolist() == [0, 0.5, 1, 1, 1, 1, 1, 1]
+        assert positive_ranks(d.astype(dt), [1, 4], gp, [0, 0], gc)[1].tolist() == [2, 4, 6, 1]
+    # single-gallery-shot ranks infinities the same way: one image each of ids 0 (7, -inf),
+    # 4 (8, -inf), 2 (1, 0.5), 3 (2, +inf) and one of id 1's {0, 4, 5} drawn at random:
+    # 5 (0.2) -> rank 3; 0 (+inf, before 2 by index) -> rank 4; 4 (+inf, after 2) -> rank 5
+    c = single_gallery_shot_cmc(d[:1], [1], gp, [0], gc, max_rank=6, repeats=3000, seed=0)
+    assert c[:2].tolist() == [0, 0] and c[4:].tolist() == [1, 1]
+    assert c[2] == pytest.approx(1 / 3, abs=0.03) and c[3] == pytest.approx(2 / 3, abs=0.03)
+
+
+def test_single_gallery_shot_with_infinities_matches_market_cmc_when_ids_are_unique():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        G = int(rng.integers(2, 30))
+        gp = rng.permutation(G) + 1  # one image per identity: SGS = Market CMC
+        gc = np.ones(G, int)
+        Q = int(rng.integers(1, 10))
+        qp, qc = rng.integers(1, G + 1, Q), np.zeros(Q, int)
+        d = rng.integers(0, 3, (Q, G)).astype(np.float64)
+        d[rng.random(d.shape) < 0.3] = np.inf
+        d[rng.random(d.shape) < 0.1] = -np.inf
+        ref = stable_reference(d, qp, gp, qc, gc, max_rank=5)
+        c = single_gallery_shot_cmc(d, qp, gp, qc, gc, max_rank=5, repeats=2)
+        np.testing.assert_allclose(c, np.mean([r["cmc"] for r in ref if r], 0), atol=1e-12)
+
+
+def test_nan_distances_are_rejected_with_count_and_rows():
+    import torch
+
+    d = np.zeros((8, 5), np.float32)
+    gp, gc = np.array([1, 2, 1, -1, 3]), np.array([1, 1, 0, 1, 1])
+    qp, qc = np.array([1, 1, 2, 9, 9, 9, 9, 1]), np.zeros(8, int)
+    cases = {
+        "positive": [(0, 0)],
+        "negative": [(1, 1), (1, 4), (7, 1)],
+        "removed same-camera item": [(0, 2)],
+        "pid -1 column": [(2, 3)],
+        "query without positives": [(4, 1)],
+    }
+    for cells in cases.values():
+        for dt in (np.float16, np.float32, np.float64):
+            x = d.astype(dt)
+            for r, c in cells:
+                x[r, c] = np.nan
+            rows = sorted({r for r, _ in cells})
+            n = len(cells)
+            msg = (f"{n} NaN distance{'s' if n > 1 else ''} in {len(rows)} query "
+                   f"row{'s' if len(rows) > 1 else ''} \\({', '.join(map(str, rows))}\\)")
+            for ce in (1, 1 << 20):
+                with pytest.raises(ValueError, match=msg):
+                    positive_ranks(x, qp, gp, qc, gc, chunk_elements=ce)
+            with pytest.raises(ValueError, match=msg):
+                rank_metrics(torch.from_numpy(x), qp, gp, qc, gc)
+            with pytest.raises(ValueError, match=msg):
+                single_gallery_shot_cmc(x, qp, gp, qc, gc)
+    # many rows: the first five are named
+    x = np.full((9, 5), np.nan)
+    with pytest.raises(ValueError, match=r"45 NaN distances in 9 query rows \(0, 1, 2, 3, 4, \.\.\.\)"):
+        rank_metrics(x, np.ones(9, int), gp, np.zeros(9, int), gc)
+
+
+@pytest.mark.parametrize("base", [1 << 24, -(1 << 24) - 3, (1 << 31) - 6, (1 << 32) - 6, 1 << 40,
+                                  -(1 << 40), 1 << 60, (1 << 63) - 6, (1 << 64) - 6])
+def test_integer_distances_are_ranked_exactly(base):
+    """Values base + 0..5 differ by 1; float32 (before: any int of <= 4 bytes) cannot tell
+    2^24 + 1 from 2^24, float64 cannot above 2^53."""
+    rng = np.random.default_rng(abs(base) % 1000)
+    dtypes = [dt for dt in (np.int32, np.uint32, np.int64, np.uint64)
+              if np.iinfo(dt).min <= base and base + 5 <= np.iinfo(dt).max]
+    assert dtypes
+    for dt in dtypes:
+        n_checked = 0
+        for _ in range(60):
+            _, qp, gp, qc, gc = random_case(rng, np.float64)
+            off = rng.integers(0, 6, size=(len(qp), len(gp)))
+            d = (np.array(base, dtype=object) + off).astype(dt)
+            assert np.array_equal(d.astype(object) - base, off)  # the test matrix itself is exact
+            m = assert_matches_reference(d, qp, gp, qc, gc)
+            n_checked += m.num_valid_queries
+        assert n_checked > 50
+    # by hand: the positive at base + 1 comes after the negative at base
+    d = np.array([[base + 1, base, base + 2]], dtype=dtypes[0])
+    assert rank_metrics(d, [1], [1, 2, 1], [0], [1, 1, 1]).first_hit_rank.tolist() == [2]
+    assert positive_ranks(d, [1], [1, 2, 1], [0], [1, 1, 1])[1].tolist() == [1, 2]
+
+
+def test_float64_distances_stay_exact():
+    # 1 and 1 + 2^-40 are one float32 value; in float64 the positive is behind the negative
+    e = 2.0**-40
+    d = np.array([[1.0 + e, 1.0, 1.0 + 2 * e], [1.0, 1.0 + e, 1.0 + 2 * e]])
+    m = rank_metrics(d, [1, 1], [1, 2, 1], [0, 0], [1, 1, 1])
+    assert m.first_hit_rank.tolist() == [2, 1]
+    assert m.ap.tolist() == pytest.approx([(1 / 2 + 2 / 3) / 2, (1 + 2 / 3) / 2])
+    big = np.array([[2.0**60 + 2**8, 2.0**60, 2.0**60 + 2**9]])  # 1 ulp apart
+    assert rank_metrics(big, [1], [1, 2, 1], [0], [1, 1, 1]).first_hit_rank.tolist() == [2]

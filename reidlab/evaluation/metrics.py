@@ -10,6 +10,11 @@ Definitions (all values are fractions in [0, 1], not percentages):
 * **Ranking and ties.** The remaining gallery is ordered by increasing distance; equal
   distances are ordered by gallery index (what a stable sort gives), so results are
   deterministic. torchreid's ``np.argsort`` (quicksort) leaves tie order unspecified.
+* **Non-finite and integer distances.** ``+inf`` ranks after every finite distance and ``-inf``
+  before; equal infinities tie like any other equal distances (by gallery index). ``NaN``
+  cannot be ranked and is rejected with a ``ValueError`` naming the query rows. Integer
+  matrices are ranked exactly (float32 only while every value is within +-2^24, float64 up to
+  +-2^53, beyond that by their exact order).
 * **Positives' ranks.** ``r_1 < r_2 < ... < r_P`` are the 1-based ranks of the query's ``P``
   positives in that ordering.
 * ``ap="standard"`` (torchreid, fast-reid): non-interpolated AP, ``AP = 1/P * sum_i i / r_i``.
@@ -26,9 +31,11 @@ Definitions (all values are fractions in [0, 1], not percentages):
 
 How it is fast: no row is ever fully sorted. For each query only the gallery items at a distance
 ``<=`` its farthest positive can precede a positive, so a chunk of queries is thresholded at
-once (in cache-sized chunks), each surviving item gets one ``int64`` key ``(query, distance
-bits, index)``, a ``searchsorted`` among the positives' keys drops it into the bucket between
-two consecutive positives, and bucket counts give every positive's rank (float64 distances
+once (in cache-sized chunks; removed items are set to ``+inf``, and taken out again in the rare
+row whose farthest positive is ``+inf``; a NaN is selected too, so it is caught without an extra
+pass), each surviving item gets one ``int64`` key ``(query, distance bits, index)``, a
+``searchsorted`` among the positives' keys drops it into the bucket between two consecutive
+positives, and bucket counts give every positive's rank (float64 distances
 are ordered exactly by a lexsort of the surviving items instead). Every metric follows from those
 ranks. The counting runs in NumPy on the CPU; a torch matrix on a GPU is copied to host memory
 first. Timings: ``benchmarks/bench_metrics.py``.
@@ -99,6 +106,53 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def _reject_nan(d: np.ndarray) -> None:
+    """ValueError naming how many NaN distances ``d`` (2-D) holds and in which query rows."""
+    bad = np.isnan(d)
+    n = int(bad.sum())
+    if n == 0:
+        return
+    rows = np.flatnonzero(bad.any(axis=1))
+    shown = ", ".join(str(int(r)) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    raise ValueError(
+        f"distmat holds {n} NaN distance{'s' if n != 1 else ''} in {len(rows)} query "
+        f"row{'s' if len(rows) != 1 else ''} ({shown}); NaN cannot be ranked: check the features "
+        f"(a diverged model gives NaN) or replace NaN by +inf to rank those items last"
+    )
+
+
+def _as_float(d: np.ndarray) -> np.ndarray:
+    """float32 / float64 distances with exactly the order and ties of ``d``.
+
+    Integers go to float32 only while every value is within +-2^24 (float32 holds those
+    exactly), to float64 within +-2^53; wider integers (and float types wider than float64 whose
+    values float64 would round) are replaced by their dense rank, which keeps order and ties.
+    NaN in float16 / float32 / float64 input passes through (the caller rejects it).
+    """
+    if d.dtype in (np.float32, np.float64):
+        return d
+    kind = d.dtype.kind
+    if kind == "b" or (kind in "iuf" and d.size == 0):
+        return d.astype(np.float32)
+    if kind in "iu":
+        lo, hi = int(d.min()), int(d.max())
+        if -(1 << 24) <= lo and hi <= 1 << 24:
+            return d.astype(np.float32)
+        if -(1 << 53) <= lo and hi <= 1 << 53:
+            return d.astype(np.float64)
+    elif kind == "f":
+        if d.dtype.itemsize < 4:
+            return d.astype(np.float32)  # float16: exact
+        _reject_nan(d)
+        d64 = d.astype(np.float64)
+        if np.array_equal(d64, d):
+            return d64
+    else:
+        return d.astype(np.float64)
+    _, inverse = np.unique(d, return_inverse=True)
+    return inverse.reshape(d.shape).astype(np.float64)
+
+
 def _orderable_bits(v: np.ndarray) -> np.ndarray:
     """float32 values -> int64 in [0, 2^32) with the same order (and -0.0 == +0.0)."""
     b = (v.astype(np.float32, copy=False) + np.float32(0.0)).view(np.int32).astype(np.int64)
@@ -124,25 +178,41 @@ def _same_pid_pairs(q_pids: np.ndarray, g_pids: np.ndarray):
     return rows, g_order[np.repeat(st, n) + offs].astype(np.int64)
 
 
-def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """0-based ranks of positives ``(pr, pc)`` (sorted by row) in a junk-free chunk ``dc``.
+def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray, jr: np.ndarray, jc: np.ndarray,
+                 junk_cols: np.ndarray) -> np.ndarray | None:
+    """0-based ranks of positives ``(pr, pc)`` (sorted by row) in a chunk ``dc``.
 
-    A positive's rank = number of items of its row with smaller distance, or equal distance
-    and smaller column. Only items ``<=`` the row's farthest positive can count, so those
-    are selected, and counted into buckets between consecutive positives.
+    Removed items ``(jr, jc)`` and columns ``junk_cols`` hold ``+inf`` in ``dc``. A positive's
+    rank = number of items of its row with smaller distance, or equal distance and smaller
+    column. Only items ``<=`` the row's farthest positive can count, so those are selected, and
+    counted into buckets between consecutive positives. Selecting "not ``>``" also selects every
+    NaN, so NaN is seen among the few candidates (no extra pass): then None is returned. In a
+    row whose farthest positive is ``+inf`` every item is selected, so the removed ones are
+    taken out again.
     """
     R, G = dc.shape
     pv = dc[pr, pc]
+    if np.isnan(pv).any():
+        return None
     thr = np.full(R, -np.inf, dc.dtype)
     np.maximum.at(thr, pr, pv)
-    idx = np.flatnonzero(dc <= thr[:, None])  # candidates, row-major (row, col) order
+    cand = np.greater(dc, thr[:, None])
+    idx = np.flatnonzero(np.logical_not(cand, out=cand))  # candidates, row-major (row, col)
+    inf_rows = np.flatnonzero(thr == np.inf)
+    if len(inf_rows):
+        sel = np.isin(jr, inf_rows)
+        removed = np.concatenate([jr[sel] * G + jc[sel], (inf_rows[:, None] * G + junk_cols).ravel()])
+        idx = idx[~np.isin(idx, removed)]
+    v = dc.ravel()[idx]
+    if np.isnan(v).any():
+        return None
     rowstart = np.searchsorted(idx, np.arange(R, dtype=np.int64) * G)
     r = idx // G
     c = idx - r * G
     if dc.dtype.itemsize <= 4:
         # one int64 key per item: row | value bits | column; keys are unique
         cb = max(1, int(G - 1).bit_length())
-        key = (r << (32 + cb)) | (_orderable_bits(dc.ravel()[idx]) << cb) | c
+        key = (r << (32 + cb)) | (_orderable_bits(v) << cb) | c
         pkey = (pr << (32 + cb)) | (_orderable_bits(pv) << cb) | pc
         po = np.argsort(pkey)
         s = np.searchsorted(pkey[po], key)  # number of positives (all rows) before each item
@@ -151,7 +221,6 @@ def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
         ranks[po] = cum[: len(pkey)] - 1 - rowstart[pr[po]]
         return ranks
     # float64: exact order by (row, value, column) with a lexsort of the candidates
-    v = dc.ravel()[idx]
     order = np.lexsort((c, v, r))
     where = np.empty(len(idx), np.int64)
     where[order] = np.arange(len(idx), dtype=np.int64)
@@ -170,8 +239,9 @@ def positive_ranks(
     """0-based ranks of every query's positives among its valid gallery items.
 
     Args:
-        distmat: ``(Q, G)`` finite distances (numpy, or torch on any device: it is copied to
-            the CPU; the counting runs in NumPy). Smaller = more similar.
+        distmat: ``(Q, G)`` distances (numpy, or torch on any device: it is copied to the CPU;
+            the counting runs in NumPy). Smaller = more similar; ``+-inf`` allowed, NaN
+            rejected; integers are ranked exactly.
         q_pids, q_camids: ``(Q,)`` ints; g_pids, g_camids: ``(G,)`` ints.
         chunk_elements: queries are processed in chunks of about this many matrix elements
             (1M float32 = 4 MB: a chunk stays in cache).
@@ -179,12 +249,15 @@ def positive_ranks(
     Returns:
         ``(rows, ranks)`` int64 arrays, one entry per positive, grouped by query (increasing),
         ranks increasing within a query; ``rank`` = number of valid gallery items before it.
+
+    Raises:
+        ValueError: a shape that does not fit, or NaN distances (the message says how many and
+            in which query rows).
     """
     d = _as_numpy(distmat)
     if d.ndim != 2:
         raise ValueError(f"distmat must be 2-D (Q, G), got shape {d.shape}")
-    if d.dtype not in (np.float32, np.float64):
-        d = d.astype(np.float64 if d.dtype.itemsize > 4 else np.float32)
+    d = _as_float(d)
     Q, G = d.shape
     q_pids = np.asarray(q_pids, dtype=np.int64).reshape(-1)
     g_pids = np.asarray(g_pids, dtype=np.int64).reshape(-1)
@@ -209,19 +282,26 @@ def positive_ranks(
     out_rows, out_ranks = [], []
     for ci, s in enumerate(range(0, Q, step)):
         e = min(Q, s + step)
+        dc = d[s:e]
         pr, pc = pr_all[pb[ci] : pb[ci + 1]] - s, pc_all[pb[ci] : pb[ci + 1]]
         if len(pr) == 0:
+            if np.isnan(dc.min(initial=np.inf)):  # nothing to rank here, but NaN is refused
+                _reject_nan(d)
             continue
-        dc = d[s:e]
         jr, jc = jr_all[jb[ci] : jb[ci + 1]] - s, jc_all[jb[ci] : jb[ci + 1]]
-        if len(jr) or len(junk_cols):  # removed items: +inf never reaches a threshold
+        if len(jr) or len(junk_cols):  # removed items: +inf (see _chunk_ranks)
             dc = np.array(dc, copy=True)
+            if np.isnan(dc[jr, jc]).any() or np.isnan(dc[:, junk_cols]).any():
+                _reject_nan(d)
             dc[jr, jc] = np.inf
             dc[:, junk_cols] = np.inf
         elif not dc.flags.c_contiguous:
             dc = np.ascontiguousarray(dc)
+        ranks = _chunk_ranks(dc, pr, pc, jr, jc, junk_cols)
+        if ranks is None:
+            _reject_nan(d)
         out_rows.append(pr + s)
-        out_ranks.append(_chunk_ranks(dc, pr, pc))
+        out_ranks.append(ranks)
     if not out_rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     rows = np.concatenate(out_rows)
@@ -295,9 +375,17 @@ def single_gallery_shot_cmc(
     For each query and each of ``repeats`` draws, after the Market removal rule, one gallery
     image per identity is drawn at random (``numpy.random.default_rng(seed)``, queries in order,
     repeats inner); CMC is computed on that reduced gallery and averaged over draws and valid
-    queries (as torchreid's ``eval_cuhk03``). Ties are broken by gallery index.
+    queries (as torchreid's ``eval_cuhk03``). Ties are broken by gallery index; ``+-inf`` rank
+    last / first, integers are compared exactly.
+
+    Raises:
+        ValueError: NaN distances (how many, in which query rows).
     """
     d = _as_numpy(distmat)
+    if d.ndim != 2:
+        raise ValueError(f"distmat must be 2-D (Q, G), got shape {d.shape}")
+    if d.dtype.kind in "fc":
+        _reject_nan(d)
     q_pids = np.asarray(q_pids, np.int64)
     g_pids = np.asarray(g_pids, np.int64)
     q_camids = np.asarray(q_camids, np.int64)
@@ -340,8 +428,10 @@ def rank_metrics(
     """CMC, mAP, mINP and per-query arrays from a ``(Q, G)`` distance matrix.
 
     Args:
-        distmat: ``(Q, G)`` finite distances, numpy or torch on any device (copied to the
-            CPU; counting runs in NumPy). Smaller means more similar.
+        distmat: ``(Q, G)`` distances, numpy or torch on any device (copied to the CPU;
+            counting runs in NumPy). Smaller means more similar; ``+inf`` ranks last and
+            ``-inf`` first (ties by gallery index), NaN raises ``ValueError``; integer
+            distances are ranked exactly.
         q_pids, q_camids: ``(Q,)`` int arrays; g_pids, g_camids: ``(G,)`` int arrays.
         max_rank: length of the CMC curve.
         ap: ``"standard"`` (torchreid / fast-reid) or ``"trapezoid"`` (Market-1501 MATLAB).
