@@ -106,10 +106,10 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
 
 
 def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None):
-    from reidlab.study import RUNS_DIR
+    from reidlab.paths import runs_dir
     from reidlab.training import TrainConfig, train
 
-    out = Path(cfg.out_dir or RUNS_DIR / "experiment") / "models" / (
+    out = Path(cfg.out_dir or runs_dir() / "experiment") / "models" / (
         f"{model_name}-seed{seed}-{method or 'original'}")
     anon = _anon_settings(method, cfg) if method else None
     opts = {"epochs": cfg.epochs} if cfg.epochs else {}
@@ -160,13 +160,10 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     import numpy as np
     import pandas as pd
 
-    from reidlab.datasets import build_dataset
+    from reidlab.datasets import build_dataset, resolve_root
     from reidlab.evaluation import evaluate
 
-    if cfg.root is None and cfg.dataset == "synthetic":
-        from reidlab.datasets.synthetic import ensure_synthetic
-
-        cfg.root = str(ensure_synthetic())
+    cfg.root = str(resolve_root(cfg.dataset, cfg.root))
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
     boxes, face_info = face_boxes_for(ds, cfg)
     rows, per_query = [], []

@@ -2,7 +2,7 @@
 write, and check results against a committed baseline.
 
 ``reidlab study`` (``make study``) runs every notebook in ``notebooks/`` (sorted by name) into
-``papermill_runs/<run-id>/`` and prints where they are. Each notebook takes the parameters
+``papermill_runs/<run-id>/`` (:func:`reidlab.paths.runs_dir`) and prints where they are. Each notebook takes the parameters
 ``smoke`` (tiny, for tests), ``out_dir`` (where it writes tables and figures) and its own; a
 parameter a notebook does not declare is not passed to it (papermill would only warn).
 """
@@ -16,13 +16,14 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK_DIR = REPO / "notebooks"
-RUNS_DIR = REPO / "papermill_runs"
-BASELINE_DIR = RUNS_DIR / "baselines"
+def list_notebooks(folder: Path | None = None) -> list[Path]:
+    """The study notebooks in ``folder`` (default: the checkout's ``notebooks/``), sorted by name."""
+    from reidlab.errors import ReidlabError
+    from reidlab.paths import notebook_dir
 
-
-def list_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    folder = folder or notebook_dir()
+    if folder is None:
+        raise ReidlabError("the study notebooks live in a source checkout of reidlab; give notebook paths")
     return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("_"))
 
 
@@ -60,7 +61,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None,
 
 def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
               parameters: dict | None = None, per_notebook: dict[str, dict] | None = None,
-              runs_dir: Path = RUNS_DIR, kernel: str | None = None, keep_going: bool = True) -> dict:
+              runs_dir: Path | None = None, kernel: str | None = None, keep_going: bool = True) -> dict:
     """Run ``notebooks`` (default: all) into ``runs_dir/run_id``; returns a summary dict
     (also written as ``summary.json``, and as the run's ``report.md``) with each notebook's output
     path, status and seconds, and the failed grid cells found in the notebooks' ``results.csv``.
@@ -69,8 +70,10 @@ def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
     error, and the remaining notebooks still run (``keep_going=False`` stops at the first one,
     re-raising its error after writing the summary).
     """
+    from reidlab.paths import runs_dir as default_runs_dir
+
     notebooks = list_notebooks() if notebooks is None else [Path(p) for p in notebooks]
-    run_dir = Path(runs_dir) / (run_id or new_run_id())
+    run_dir = Path(runs_dir or default_runs_dir()) / (run_id or new_run_id())
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = {"run_dir": str(run_dir), "parameters": parameters or {}, "notebooks": []}
     for nb in notebooks:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from reidlab.study import BASELINE_DIR, check_regression, list_notebooks, run_notebook
+from reidlab.paths import baseline_dir
+from reidlab.study import check_regression, list_notebooks, run_notebook
 
 NOTEBOOKS = list_notebooks()
 
@@ -44,6 +45,6 @@ def test_notebook_runs_headless(nb, tmp_path, synthetic_root):
         # (papermill_runs/baselines/smoke.csv, made by this same run on the project's machine).
         # Tolerance 1 point: deterministic on one machine; other CPUs or torch builds may differ
         # by float rounding.
-        table = check_regression(tmp_path / nb.stem / "results.csv", BASELINE_DIR / "smoke.csv", tolerance=1.0)
+        table = check_regression(tmp_path / nb.stem / "results.csv", baseline_dir() / "smoke.csv", tolerance=1.0)
         assert table.attrs["ok"], "\n" + table.to_string()
 

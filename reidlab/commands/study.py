@@ -10,7 +10,8 @@ def add_arguments(p) -> None:
 
     p.add_argument("notebooks", nargs="*", help="notebooks to run (default: all in notebooks/)")
     p.add_argument("--run-id", help="folder name under the runs folder (default: run-<timestamp>)")
-    p.add_argument("--runs-dir", help="where runs go (default: papermill_runs/ of the checkout)")
+    p.add_argument("--runs-dir", help="where runs go (default: papermill_runs/ of the checkout, "
+                   "$REIDLAB_RUNS; see reidlab.paths)")
     p.add_argument("--smoke", action="store_true", help="tiny parameters (what the tests use)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", type=key_value,
                    help="parameter for every notebook that declares it (VALUE parsed as JSON when possible)")
@@ -35,7 +36,7 @@ def run(args) -> int:
 
         raise ReidlabError(f"no such notebook: {', '.join(missing)}")
     summary = study.run_study(nbs, run_id=args.run_id, parameters=params, keep_going=args.keep_going,
-                              runs_dir=Path(args.runs_dir) if args.runs_dir else study.RUNS_DIR)
+                              runs_dir=args.runs_dir)
     run_dir = Path(summary["run_dir"])
     for e in summary["notebooks"]:
         print(f"{e['status']:7s} {e['seconds']:7.1f}s  {e['output']}" + (f"  ({e['error']})" if e.get("error") else ""))
@@ -46,7 +47,9 @@ def run(args) -> int:
     print(f"report: {run_dir / 'report.md'}")
     failed = [e for e in summary["notebooks"] if e["status"] != "ok"] + summary["failed_cells"]
     if args.check:
-        base = study.BASELINE_DIR / f"{args.check}.csv" if not args.check.endswith(".csv") else Path(args.check)
+        from reidlab.paths import baseline_dir
+
+        base = Path(args.check) if args.check.endswith(".csv") else (baseline_dir() or Path(".")) / f"{args.check}.csv"
         results = run_dir / "03_anonymization_cost" / "results.csv"
         table = study.check_regression(results, base, tolerance=args.tolerance)
         print(table.to_string(index=False))

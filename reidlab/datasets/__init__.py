@@ -41,4 +41,23 @@ def build_dataset(name: str, root, **options) -> ReIDDataset:
     return getattr(importlib.import_module(mod), fn)(root, **options)
 
 
-__all__ = ["ReIDDataset", "Sample", "available_datasets", "build_dataset", "relabel"]
+def resolve_root(name: str, root=None, **synthetic):
+    """The dataset folder: ``root`` when given; for the synthetic dataset without a root, the folder
+    generated (or reused) for the ``synthetic`` settings (:func:`reidlab.datasets.synthetic.ensure_synthetic`).
+
+    Raises:
+        DatasetError: ``root`` is None for a dataset that is not generated.
+    """
+    from pathlib import Path
+
+    if root is not None:
+        return Path(root)
+    if name.lower() == "synthetic":
+        from reidlab.datasets.synthetic import ensure_synthetic
+
+        return ensure_synthetic(**synthetic)
+    raise DatasetError(f"dataset {name!r} needs its folder (root / data_root / --root); only 'synthetic' "
+                       "is generated when none is given")
+
+
+__all__ = ["ReIDDataset", "Sample", "available_datasets", "build_dataset", "relabel", "resolve_root"]

@@ -54,7 +54,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -302,10 +301,11 @@ def _draw(root: Path, cfg: dict, progress: bool) -> list[dict]:
 
 
 def default_root(config: dict) -> Path:
-    """``$REIDLAB_DATA/synthetic/<hash>`` or ``<repo>/data/synthetic/<hash>``."""
-    base = os.environ.get("REIDLAB_DATA")
-    base = Path(base) if base else Path(__file__).resolve().parents[2] / "data"
-    return base / "synthetic" / config_hash(config)
+    """``<data>/synthetic/<hash>``: ``<data>`` is :func:`reidlab.paths.data_dir` (``$REIDLAB_DATA``,
+    the checkout's ``data/``, or the user data folder)."""
+    from reidlab.paths import data_dir
+
+    return data_dir() / "synthetic" / config_hash(config)
 
 
 def read_config(root: str | Path) -> dict | None:

@@ -33,9 +33,10 @@ COLUMNS = ["path", "sha1", "x1", "y1", "x2", "y2", "score", "detector", "params"
 
 
 def default_cache_dir() -> Path:
-    """``$REIDLAB_CACHE/faces`` if set, else ``~/.cache/reidlab/faces``."""
-    base = os.environ.get("REIDLAB_CACHE")
-    return Path(base) / "faces" if base else Path.home() / ".cache" / "reidlab" / "faces"
+    """``<cache>/faces``: :func:`reidlab.paths.cache_dir` is ``$REIDLAB_CACHE`` or ``~/.cache/reidlab``."""
+    from reidlab.paths import cache_dir
+
+    return cache_dir() / "faces"
 
 
 def file_sha1(path: str | Path) -> str:
