@@ -386,3 +386,133 @@ def test_full_gradcheck_blur_tiny():
     boxes = torch.tensor([[[0.5, 1.0, 4.5, 6.0]]], dtype=torch.float64)
     assert gradcheck(lambda t, q: blur_faces(t, boxes, sigma=q, mask="ellipse", feather=1.0), (x, s),
                      eps=1e-6, atol=1e-5)
+
+
+# ---------------------------------------------------------------- fail closed (bad boxes, bad parameters)
+
+
+def all_mask_users():
+    """Every public function that turns boxes into anonymized pixels or masks, as f(x, boxes, valid, **kw)."""
+    ops = dict(ops_under_test())
+    ops["box_masks"] = lambda x, b, v, **k: box_masks(b, v, tuple(x.shape[-2:]), **{
+        {"mask": "shape"}.get(key, key): val for key, val in k.items()})
+    return ops
+
+
+BAD_BOXES = {
+    "nan": [float("nan"), 2.0, 10.0, 12.0],
+    "neg_inf": [float("-inf"), 2.0, 10.0, 12.0],
+    "pos_inf": [2.0, 2.0, float("inf"), 12.0],
+    "inverted_x": [10.0, 2.0, 4.0, 12.0],
+    "inverted_y": [2.0, 12.0, 10.0, 3.0],
+    "huge": [2.0, 2.0, 3.0e6, 12.0],
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_BOXES))
+@pytest.mark.parametrize("name", list(all_mask_users()))
+def test_invalid_valid_box_raises_naming_image_and_box(name, bad):
+    """A valid row that is not a box must raise, never become an empty region (the face stays visible)."""
+    op = all_mask_users()[name]
+    x = torch.rand(2, 3, 16, 16)
+    boxes = torch.tensor([[[1.0, 1.0, 6.0, 6.0], [0.0, 0.0, 0.0, 0.0]],
+                          [[2.0, 2.0, 8.0, 8.0], BAD_BOXES[bad]]])
+    with pytest.raises(ValueError, match=r"image 1, box 1 .*invalid"):
+        op(x, boxes, torch.tensor([[True, False], [True, True]]))
+    with pytest.raises(ValueError, match=r"image 1, box 1"):  # list input, valid implied
+        op(x, [boxes[0, :1], boxes[1]], None)
+    with pytest.raises(ValueError, match=r"image 0, box 0"):  # the only box of the batch
+        op(x[:1], boxes[1:, 1:], None)
+
+
+@pytest.mark.parametrize("name", list(all_mask_users()))
+def test_invalid_rows_marked_invalid_are_ignored(name):
+    """Padding rows (valid=False) may hold anything: the result equals that without them."""
+    op = all_mask_users()[name]
+    x = torch.rand(2, 3, 16, 16)
+    good = torch.tensor([[[1.0, 1.0, 6.0, 6.0]], [[2.0, 2.0, 8.0, 8.0]]])
+    junk = torch.tensor([[[float("nan")] * 4], [[float("inf"), 0.0, float("-inf"), 0.0]]])
+    padded = torch.cat([good, junk], dim=1)
+    valid = torch.tensor([[True, False], [True, False]])
+    if name == "fill_noise":  # fresh generators: the same draws for both calls
+        op = lambda x, b, v: fill_faces(x, b, v, fill="noise", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(op(x, padded, valid), op(x, good, None))
+
+
+@pytest.mark.parametrize("name", list(all_mask_users()))
+def test_bad_scale_and_feather_raise(name):
+    op = all_mask_users()[name]
+    x = torch.rand(2, 3, 16, 16)
+    boxes = torch.tensor([[[1.0, 1.0, 6.0, 6.0]], [[2.0, 2.0, 8.0, 8.0]]])
+    bad = [
+        {"scale": 0.0}, {"scale": -1.2}, {"scale": float("nan")}, {"scale": float("inf")},
+        {"scale": torch.tensor([1.0, 0.0])}, {"scale": torch.tensor([1.0, float("nan")])},
+        {"feather": -1.0}, {"feather": float("inf")}, {"feather": torch.tensor([0.0, -0.5])},
+        {"feather_rel": -0.1}, {"feather_rel": float("nan")},
+    ]
+    for kw in bad:
+        with pytest.raises(ValueError, match="scale|feather"):
+            op(x, boxes, None, **kw)
+    with pytest.raises(ValueError, match="scale"):  # even with nothing to anonymize
+        op(x, torch.zeros(2, 0, 4), None, scale=0.0)
+
+
+def test_bad_blur_strength_and_blocks_raise():
+    x = torch.rand(1, 3, 16, 16)
+    box = torch.tensor([[[1.0, 1.0, 9.0, 9.0]]])
+    for kw in ({"sigma": float("nan")}, {"sigma": float("inf")}, {"sigma": -1.0},
+               {"sigma_rel": float("nan")}, {"sigma_rel": 0.0}, {"sigma_rel": torch.tensor([float("inf")])}):
+        with pytest.raises(ValueError, match="sigma"):
+            blur_faces(x, box, **kw)
+    for blocks in (0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="blocks"):
+            pixelate_faces(x, box, blocks=blocks)
+
+
+def test_box_regions_clamp_before_integer_conversion():
+    from reidlab.anonymize.masks import box_regions
+
+    inf, nan = float("inf"), float("nan")
+    got = box_regions(torch.tensor([[-inf, -1e30, inf, 1e30], [nan, 2.0, 5.0, nan], [3.2, 1.6, 4.4, 7.5]]), 8, 6)
+    # (c0, r0, c1, r1): infinities and huge values reach the image edges, NaN maps to 0, and the
+    # plain box keeps the pixels whose centres lie in it (hand-computed: cols 3, rows 2..6)
+    assert got.tolist() == [[0, 0, 6, 8], [0, 2, 5, 0], [3, 2, 4, 7]]
+
+
+@pytest.mark.parametrize("dtype,box", [
+    # bfloat16 resolves 0.5 px at 64..128 and 1 px at 128..256: 100.6 -> 100.5, 131.3 -> 131
+    (torch.bfloat16, [100.6, 3.6, 120.6, 20.6]),
+    (torch.bfloat16, [131.3, 2.3, 147.7, 17.7]),
+    # float16 resolves 0.5 px at 1024..2048: 1030.6 -> 1030.5
+    (torch.float16, [1030.6, 3.6, 1040.6, 20.6]),
+])
+@pytest.mark.parametrize("mask", ["box", "ellipse"])
+def test_half_precision_images_get_the_float32_regions(dtype, box, mask):
+    """Box geometry is float32 whatever the image dtype: the set of changed pixels of a bf16/fp16
+    image equals that of the float32 computation and of an independent float64 reference."""
+    h, w = 24, 1048
+    x32 = torch.ones(1, 3, h, w)
+    boxes = torch.tensor([[box]])
+    scale = 1.1
+    ref = np.zeros((h, w), bool)  # independent reference: pixel centres inside the scaled box/ellipse
+    x1, y1, x2, y2 = box
+    cx, cy, a, b = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2 * scale, (y2 - y1) / 2 * scale
+    for r in range(h):
+        for c in range(w):
+            u, v = c + 0.5, r + 0.5
+            inside = cx - a <= u < cx + a and cy - b <= v < cy + b
+            if mask == "ellipse":
+                inside = inside and ((u - cx) / a) ** 2 + ((v - cy) / b) ** 2 < 1
+            ref[r, c] = inside
+    changed32 = (zero_faces(x32, boxes, mask=mask, scale=scale) != x32).any(1)[0].numpy()
+    assert np.array_equal(changed32, ref)
+    x = x32.to(dtype)
+    for op in (zero_faces, lambda *a, **k: fill_faces(*a, color=0.25, **k)):
+        changed = (op(x, boxes, mask=mask, scale=scale) != x).any(1)[0].numpy()
+        assert np.array_equal(changed, ref)
+    # blur with a feathered mask: nothing outside the reference changes, most pixels inside do
+    xr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dtype)
+    y = blur_faces(xr, boxes, sigma=1.0, mask=mask, scale=scale, feather=1.0)
+    assert y.dtype == dtype
+    changed = (y != xr).any(1)[0].numpy()
+    assert not (changed & ~ref).any() and changed[ref].mean() > 0.5
