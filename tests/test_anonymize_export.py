@@ -221,3 +221,210 @@ def test_market_query_subset_with_centerface(tmp_path):
     assert 0 < c["with_face"] < 48 and c["fail_closed"] == c["without_face"]
     assert all(f["boxes"] for f in m["files"].values())  # every crop got a face box or the prior
     assert verify_export(dst) == []
+
+
+# ---------------------------------------------------------------- fail closed: unusable boxes from the face source
+
+
+def _prior_region(h, w, height=0.3, width=0.6):
+    """Independent reference of the head prior's pixels: centred, ``width`` wide, top ``height``."""
+    x1, x2, y2 = (w - width * w) / 2, (w + width * w) / 2, height * h
+    cols = [c for c in range(w) if x1 <= c + 0.5 < x2]
+    rows = [r for r in range(h) if 0 <= r + 0.5 < y2]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+@pytest.mark.parametrize("fail_closed", [None, 0.25])
+def test_unusable_boxes_from_the_face_source_get_the_head_prior(tiny, tmp_path, fail_closed):
+    src, _boxes = tiny
+    nan, inf = float("nan"), float("inf")
+    names = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png") if p.stat().st_size)
+    given = {  # what the face source answers per crop (32x16 crops)
+        names[0]: np.array([[nan, 2.0, 10.0, 12.0]], np.float32),
+        names[1]: np.array([[2.0, 2.0, inf, 12.0, 0.9]], np.float32),
+        names[2]: np.array([[10.0, 2.0, 4.0, 12.0], [3.0, 2.0, 11.0, 12.0]], np.float32),  # one inverted, one fine
+        names[3]: np.array([[1.0e4, 2.0, 1.1e4, 12.0]], np.float32),  # far outside a 16 px wide crop
+        names[4]: np.array([[3.0, 2.0, 11.0]], np.float32),  # wrong shape
+    }
+    expect_rows = {names[0]: [["nan", 2.0, 10.0, 12.0]], names[1]: [[2.0, 2.0, "inf", 12.0, pytest.approx(0.9)]],
+                   names[2]: [[10.0, 2.0, 4.0, 12.0], [3.0, 2.0, 11.0, 12.0]], names[3]: [[1.0e4, 2.0, 1.1e4, 12.0]],
+                   names[4]: [[3.0, 2.0, 11.0]]}
+
+    def faces(paths, images):
+        return [given[Path(p).relative_to(src).as_posix()] for p in paths]
+
+    dst = tmp_path / "out"
+    m = export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", fail_closed=fail_closed,
+                       progress=False)
+    assert m["counts"]["invalid_boxes"] == 5 and m["counts"]["images_written"] == 5
+    assert m["counts"]["fail_closed"] == 5 and m["counts"]["with_face"] == 0
+    rows, cols = _prior_region(32, 16, height=fail_closed or 0.3)
+    for rel in names:
+        e = m["files"][rel]
+        assert e["invalid_boxes"] == expect_rows[rel] and e["fail_closed"] and e["detected"] == 0
+        a, b = read_rgb(src / rel), read_rgb(dst / rel)
+        inside = np.zeros(a.shape[:2], bool)
+        inside[rows, cols] = True
+        assert b[inside].max() == 0  # the head is blacked out
+        assert np.array_equal(a[~inside], b[~inside])  # and nothing else changed
+    assert json.loads((dst / MANIFEST).read_text(), parse_constant=pytest.fail)["counts"]["invalid_boxes"] == 5
+    assert verify_export(dst) == []
+
+
+def test_face_source_answering_for_the_wrong_number_of_images_is_an_export_error(tiny, tmp_path):
+    src, _ = tiny
+    with pytest.raises(ExportError, match="face source answered 1 box sets for 2 images"):
+        export_dataset(src, tmp_path / "out", faces=lambda paths, images: [np.zeros((0, 4))], anonymizer=_anon(),
+                       fmt="png", batch_size=2, progress=False)
+
+
+# ---------------------------------------------------------------- resume trusts nothing it can check
+
+
+def _export(src, dst, **kw):
+    kw = {"faces": boxes_faces(kw.pop("boxes")), "anonymizer": _anon(method="blur"), "fmt": "png",
+          "progress": False, **kw}
+    return export_dataset(src, dst, **kw)
+
+
+def _same_as_fresh_export(src, dst, boxes, tmp_path, name="fresh"):
+    """Every output equals, byte for byte, a fresh export of the same sources into a clean folder."""
+    fresh = tmp_path / name
+    ref = _export(src, fresh, boxes=boxes)
+    got = json.loads((dst / MANIFEST).read_text())
+    assert sorted(got["files"]) == sorted(ref["files"])
+    for rel in ref["files"]:
+        assert (dst / rel).read_bytes() == (fresh / rel).read_bytes(), rel
+    assert sorted(c["path"] for c in got["corrupt"]) == sorted(c["path"] for c in ref["corrupt"])
+
+
+def test_resume_redoes_damaged_outputs_and_changed_sources(tiny, tmp_path, caplog):
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    _export(src, dst, boxes=boxes)
+    q1, q2 = "query/0001_c1s1_000001_00.png", "query/0002_c2s1_000002_00.png"
+    t3, t4, t5 = ("bounding_box_test/0001_c3s1_000003_00.png", "bounding_box_test/0002_c1s1_000004_00.png",
+                  "bounding_box_test/0003_c2s1_000005_00.png")
+    good = (dst / q1).read_bytes()
+    (dst / q1).write_bytes(good[: len(good) // 2])  # truncated output
+    flipped = bytearray((dst / q2).read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF  # corrupted output, same size
+    (dst / q2).write_bytes(bytes(flipped))
+    write_png(src / t3, np.full((32, 16, 3), 200, np.uint8))  # a changed source
+    (src / t4).unlink()
+    os.symlink(tmp_path / "nowhere.png", src / t4)  # a source that became unreadable
+    (src / t5).unlink()  # a deleted source
+    (src / "readme.txt").write_text("changed\n")  # a changed non-image file
+    assert (dst / t5).exists()
+    caplog.set_level("WARNING")
+    m = _export(src, dst, boxes=boxes)
+    # kept: the two corrupt sources, unchanged; changed: t3, t4 (now unreadable) and the readme
+    assert m["resume"] == {"kept": 2, "redone_output_mismatch": 2, "redone_source_changed": 3,
+                           "removed_source_deleted": 1, "retried_unreadable": 0, "checked_hashes": True}
+    warned = "\n".join(r.getMessage() for r in caplog.records)
+    assert "2 finished outputs are missing or no longer match" in warned
+    assert "3 sources changed or became unreadable" in warned and "1 sources were deleted" in warned
+    assert not (dst / t4).exists() and not (dst / t5).exists()  # no stale output of either
+    assert [c["path"] for c in m["corrupt"] if c["path"] == t4] == [t4]
+    assert (dst / "readme.txt").read_text() == "changed\n"
+    assert verify_export(dst) == []
+    _same_as_fresh_export(src, dst, boxes, tmp_path)
+    # and a resume of a finished, intact export redoes nothing
+    caplog.clear()
+    m = _export(src, dst, boxes=boxes)
+    assert m["resume"]["redone_output_mismatch"] == m["resume"]["redone_source_changed"] == 0
+    assert m["resume"]["removed_source_deleted"] == 0 and not [r for r in caplog.records if r.levelname == "WARNING"
+                                                                 and "resuming" in r.getMessage()]
+
+
+def test_resume_by_size_only_and_old_journals_without_sizes(tiny, tmp_path):
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    _export(src, dst, boxes=boxes)
+    q1, q2 = "query/0001_c1s1_000001_00.png", "query/0002_c2s1_000002_00.png"
+    (dst / q1).write_bytes((dst / q1).read_bytes()[:-10])  # truncated: found by size
+    flipped = bytearray((dst / q2).read_bytes())
+    flipped[-20] ^= 0xFF  # same size: not found by size alone
+    (dst / q2).write_bytes(bytes(flipped))
+    m = _export(src, dst, boxes=boxes, check_hashes=False)
+    assert m["resume"]["redone_output_mismatch"] == 1 and m["resume"]["checked_hashes"] is False
+    assert verify_export(dst, check_hashes=False) == []
+    assert verify_export(dst) == [f"checksum mismatch: {q2}"]
+    # an older journal has no sizes: then the hash is checked even with check_hashes=False
+    lines = [json.loads(x) for x in (dst / JOURNAL).read_text().splitlines()]
+    for r in lines:
+        r.pop("size", None)
+        r.pop("src_size", None)
+    (dst / JOURNAL).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    m = _export(src, dst, boxes=boxes, check_hashes=False)
+    assert m["resume"]["redone_output_mismatch"] == 1 and verify_export(dst) == []
+    _same_as_fresh_export(src, dst, boxes, tmp_path)
+
+
+def test_disk_full_is_one_export_error_and_nothing_unfinished_is_journaled(tiny, tmp_path, monkeypatch):
+    import errno
+
+    import reidlab.anonymize.export as ex
+
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    real = ex._atomic_write
+    calls = []
+
+    def full_after_three(path, data, mode=None):
+        calls.append(Path(path).name)
+        if len(calls) > 3:
+            tmp = Path(path).parent / f".{Path(path).name}.x.tmp"
+            tmp.write_bytes(data[:5])  # a partial temporary file, as a real full disk leaves it
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        real(path, data, mode)
+
+    monkeypatch.setattr(ex, "_atomic_write", full_after_three)
+    with pytest.raises(ExportError, match=r"destination .*out is full \(No space left on device") as err:
+        _export(src, dst, boxes=boxes, batch_size=2)
+    assert "run the same command again to resume" in str(err.value)
+    records = [json.loads(x) for x in (dst / JOURNAL).read_text().splitlines()][1:]
+    written = [r for r in records if r["type"] in ("image", "copy")]
+    assert len(written) == 3  # the readme and two images; the fourth write failed and is not journaled
+    for r in written:
+        assert hashlib.sha256((dst / r["out"]).read_bytes()).hexdigest() == r["sha256"]
+    assert not (dst / MANIFEST).exists()
+    monkeypatch.setattr(ex, "_atomic_write", real)
+    m = _export(src, dst, boxes=boxes, batch_size=2)
+    assert m["counts"]["images_written"] == 5 and verify_export(dst) == []
+    assert not list(dst.rglob("*.tmp"))  # leftovers of the failed run are gone
+    _same_as_fresh_export(src, dst, boxes, tmp_path)
+
+
+# ---------------------------------------------------------------- permissions and verify sizes
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tiny, tmp_path, umask, mode):
+    src, boxes = tiny
+    old = os.umask(umask)
+    try:
+        _export(src, tmp_path / "out", boxes=boxes)
+    finally:
+        os.umask(old)
+    out = tmp_path / "out"
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {MANIFEST, "readme.txt", "0001_c1s1_000001_00.png", JOURNAL} <= {p.name for p in files}
+    for p in files:
+        assert p.stat().st_mode & 0o777 == mode, p
+
+
+def test_verify_checks_sizes_even_without_hashes(tiny, tmp_path):
+    from reidlab.cli import main
+
+    src, boxes = tiny
+    dst = tmp_path / "out"
+    m = _export(src, dst, boxes=boxes)
+    rel = "query/0001_c1s1_000001_00.png"
+    assert m["files"][rel]["size"] == (dst / rel).stat().st_size
+    assert m["copied"]["readme.txt"]["size"] == len("a dataset\n")
+    (dst / rel).write_bytes((dst / rel).read_bytes() + b"\0")
+    expected = f"size mismatch: {rel} ({m['files'][rel]['size'] + 1} bytes, the manifest says {m['files'][rel]['size']})"
+    assert verify_export(dst, check_hashes=False) == [expected]
+    assert verify_export(dst) == [expected]
+    assert main(["verify", "--no-hash", str(dst)]) == 1

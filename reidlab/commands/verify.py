@@ -8,7 +8,7 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dst", help="folder written by `reidlab anonymize`")
     parser.add_argument("--no-hash", dest="hash", action="store_false",
-                        help="check presence and counts only (skip sha256)")
+                        help="check presence, sizes (where the manifest records them) and counts only (skip sha256)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,5 +22,6 @@ def run(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         return 1
-    print(f"{args.dst}: OK (every file present and matching its manifest)")
+    how = "size and sha256" if args.hash else "size (no sha256 checked)"
+    print(f"{args.dst}: OK (every file present and matching its manifest: {how})")
     return 0
