@@ -227,3 +227,47 @@ def test_cli_train_with_recipe(syn40, tmp_path, capsys):
     assert 0.0 <= saved["metrics"]["mAP"] <= 1.0
     assert '"mAP"' in capsys.readouterr().out
     assert main(["train", "--recipe", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+class _TouchOnUnpickle:
+    """Unpickling this creates ``marker`` (stands for any code a crafted file could run)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_resume_reads_weights_only_and_refuses_pickled_code(syn40, tmp_path):
+    """Resume loads with weights_only=True (before: weights_only=False, which ran any code in the
+    file). reidlab's own checkpoints load that way, numpy numbers in the config included."""
+    from reidlab.models import build_model, load_checkpoint
+
+    out = tmp_path / "w"
+    cfg = dict(FAST, root=syn40, iters_per_epoch=1, out_dir=str(out), lr=np.float64(1e-2),
+               gamma=np.float64(0.5))
+    first = train(TrainConfig(**cfg, epochs=1))
+    ck = torch.load(out / "checkpoint.pth", weights_only=True)  # raises if objects were pickled
+    assert ck["epoch"] == 1 and ck["config"]["lr"] == 1e-2 and type(ck["config"]["lr"]) is float
+    assert isinstance(ck["torch_rng"], torch.Tensor)
+    second = train(TrainConfig(**cfg, epochs=2, resume=True))
+    assert [h["epoch"] for h in second["history"]] == [1, 2]
+    assert second["history"][0] == first["history"][0]
+    # the final model.pth goes through the safe path of load_checkpoint
+    report = load_checkpoint(build_model("tiny", num_classes=second["num_classes"]), out / "model.pth")
+    assert report["trusted"] is False and not report["missing"]
+    # a crafted checkpoint: refused in one line, and its code never runs
+    marker = tmp_path / "MARKER"
+    ck["extra"] = _TouchOnUnpickle(marker)
+    torch.save(ck, tmp_path / "crafted.pth")
+    with pytest.raises(TrainingError, match="weights_only=True") as e:
+        train(TrainConfig(**{**cfg, "out_dir": str(tmp_path / "c")}, epochs=2, resume=str(tmp_path / "crafted.pth")))
+    assert "\n" not in str(e.value) and str(tmp_path / "crafted.pth") in str(e.value)
+    assert not marker.exists()
+    # a weights-only file can't resume: one line instead of a KeyError
+    torch.save(ck["state_dict"], tmp_path / "weights.pth")
+    with pytest.raises(TrainingError, match="not a reidlab training checkpoint"):
+        train(TrainConfig(**{**cfg, "out_dir": str(tmp_path / "s")}, epochs=2, resume=str(tmp_path / "weights.pth")))

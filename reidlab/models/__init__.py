@@ -6,12 +6,14 @@
 torch.Size([2, 128])
 
 Every model carries ``name``, ``input_size`` ``(H, W)``, ``pixel_mean``/``pixel_std`` (ImageNet,
-applied by the caller to [0, 1] RGB), ``feature_dim``, ``num_classes`` and ``pretrained_source``
-("scratch", "timm:<hub id>", "file:<path>"). ``train()`` mode returns a dict (``logits``: a tensor
-or a list for multi-part models; ``features`` for the triplet loss); ``eval()`` mode returns the
-``(B, feature_dim)`` features evaluation compares (BoT/efficient/tiny: BNNeck output after BN;
-OSNet: the pooled 512-d ``fc`` feature, un-normalised, as torchreid evaluates; PCB: concatenated
-stripe features; MGN: concatenated branch features).
+applied by the caller to [0, 1] RGB), ``feature_dim``, ``num_classes``, ``pretrained_source``
+("scratch", "timm:<hub id>", "file:<path>") and ``checkpoint_trusted`` (True only when a weights
+file was unpickled with ``weights_only=False`` under ``trust_checkpoint=True``). ``train()``
+mode returns a dict (``logits``: a tensor or a list for multi-part models; ``features`` for the
+triplet loss); ``eval()`` mode returns the ``(B, feature_dim)`` features evaluation compares
+(BoT/efficient/tiny: BNNeck output after BN; OSNet: the pooled 512-d ``fc`` feature,
+un-normalised, as torchreid evaluates; PCB: concatenated stripe features; MGN: concatenated
+branch features).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def _check_input_size(name: str, size: tuple[int, int], stripes: int) -> None:
 
 
 def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path = False,
-                input_size: tuple[int, int] | None = None):
+                input_size: tuple[int, int] | None = None, trust_checkpoint: bool = False):
     """Build a re-ID model by name (see :func:`list_models`).
 
     Args:
@@ -137,9 +139,17 @@ def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path =
             scratch with a warning when unavailable), or a weights file (timm backbones: an
             ImageNet ``.pth``/``.safetensors`` through timm; OSNet: a torchreid checkpoint).
         input_size: ``(H, W)`` overriding the model's default.
+        trust_checkpoint: OSNet weights files only (read by :func:`load_checkpoint`): allow a
+            file that pickles Python objects beyond tensors to be unpickled with
+            ``weights_only=False`` (runs code from the file). timm backbones read their file
+            through timm, always with ``weights_only=True``.
+
+    The model's ``checkpoint_trusted`` attribute is True when its weights file was actually
+    unpickled with ``weights_only=False``.
 
     Raises:
-        ModelError: unknown name (lists the known ones) or an input size the model can't use.
+        ModelError: unknown name (lists the known ones), an input size the model can't use, or
+            a weights file that can't be loaded safely (see :func:`load_checkpoint`).
     """
     key = name.lower()
     if key not in _REGISTRY:
@@ -149,10 +159,11 @@ def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path =
     _check_input_size(key, size, stripes)
     osnet_file = key.startswith("osnet") and pretrained not in (True, False, None)
     model, source = builder(int(num_classes), False if osnet_file else pretrained)
+    trusted = False
     if osnet_file:
         from reidlab.models.checkpoint import load_checkpoint
 
-        load_checkpoint(model, pretrained)
+        trusted = load_checkpoint(model, pretrained, trust_checkpoint=trust_checkpoint)["trusted"]
         source = f"file:{pretrained}"
     model.name = key
     model.input_size = size
@@ -160,14 +171,15 @@ def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path =
     model.pixel_std = IMAGENET_STD
     model.num_classes = int(num_classes)
     model.pretrained_source = source
+    model.checkpoint_trusted = bool(trusted)
     return model
 
 
-def load_checkpoint(model, path, strict_backbone: bool = True) -> dict:
-    """See :func:`reidlab.models.checkpoint.load_checkpoint`."""
+def load_checkpoint(model, path, strict_backbone: bool = True, trust_checkpoint: bool = False) -> dict:
+    """See :func:`reidlab.models.checkpoint.load_checkpoint` (report key ``trusted``)."""
     from reidlab.models.checkpoint import load_checkpoint as _load
 
-    return _load(model, path, strict_backbone=strict_backbone)
+    return _load(model, path, strict_backbone=strict_backbone, trust_checkpoint=trust_checkpoint)
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "build_model", "default_input_size",

@@ -335,7 +335,18 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
         rp = ckpt_path if cfg.resume is True else Path(cfg.resume)
         if not rp.is_file():
             raise TrainingError(f"resume: expected a checkpoint file at {rp}, found nothing")
-        ck = torch.load(rp, map_location=device, weights_only=False)
+        # weights_only=True: save_checkpoint stores only tensors, containers and plain numbers
+        try:
+            ck = torch.load(rp, map_location=device, weights_only=True)
+        except Exception as e:  # noqa: BLE001 (one line, no unpickling of foreign objects)
+            from reidlab.models.checkpoint import _one_line
+
+            raise TrainingError(f"resume: {rp} is not a reidlab training checkpoint readable with "
+                                f"weights_only=True ({_one_line(e)})") from None
+        need = ("state_dict", "optimizer", "scheduler", "epoch")
+        if not isinstance(ck, dict) or any(k not in ck for k in need):
+            raise TrainingError(f"resume: {rp} is not a reidlab training checkpoint (expected keys "
+                                f"{', '.join(need)}; a weights-only file can't resume training)")
         core.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
