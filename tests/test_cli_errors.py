@@ -57,6 +57,9 @@ BAD = [
     ("anonymize {d}/nope {d}/out", "expected a dataset folder"),
     ("anonymize {d}/src {d}/src/out", "inside it"),
     ("anonymize {d}/src {d}/out --dataset-option variant=labeled", "needs --dataset"),
+    # verify
+    ("verify {d}/nope", "holds no manifest.json"),
+    ("verify {d}/src", "holds no manifest.json"),
     # evaluate
     ("evaluate --dataset market1501 --root {d}/src --model tiny --size 0 0", "must be > 0"),
     ("evaluate --dataset market1501 --root {d}/src --model tiny --batch-size 0", "must be > 0"),

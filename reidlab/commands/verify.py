@@ -14,8 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from reidlab.anonymize.export import verify_export
+    from pathlib import Path
 
+    from reidlab.anonymize.export import MANIFEST, verify_export
+    from reidlab.errors import ReidlabError
+
+    # not an export at all is bad input (exit 2); a damaged export is a finding (exit 1, listed)
+    if not (Path(args.dst) / MANIFEST).is_file():
+        raise ReidlabError(f"{args.dst} holds no {MANIFEST}: not a folder written by `reidlab anonymize` "
+                           "(or its run has not finished: run the same anonymize command again)")
     problems = verify_export(args.dst, check_hashes=args.hash)
     if problems:
         print(f"{args.dst}: {len(problems)} problem(s):", file=sys.stderr)
