@@ -294,25 +294,26 @@ def test_single_gallery_shot_with_infinities_matches_market_cmc_when_ids_are_uni
 
 
 def test_nan_distances_are_rejected_with_count_and_rows():
+    """Before: an IndexError from deep inside, or silently wrong ranks."""
     import torch
 
     d = np.zeros((8, 5), np.float32)
     gp, gc = np.array([1, 2, 1, -1, 3]), np.array([1, 1, 0, 1, 1])
     qp, qc = np.array([1, 1, 2, 9, 9, 9, 9, 1]), np.zeros(8, int)
-    cases = {
-        "positive": [(0, 0)],
-        "negative": [(1, 1), (1, 4), (7, 1)],
-        "removed same-camera item": [(0, 2)],
-        "pid -1 column": [(2, 3)],
-        "query without positives": [(4, 1)],
-    }
-    for cells in cases.values():
+    # removed: item 3 (pid -1) for every query, item 2 (pid 1, camera 0) for queries 0, 1, 7
+    cases = [  # (NaN cells, the ones that count)
+        ([(0, 0)], [(0, 0)]),  # a positive
+        ([(1, 1), (1, 4), (7, 1)], [(1, 1), (1, 4), (7, 1)]),  # negatives
+        ([(4, 1)], [(4, 1)]),  # a query without positives (a chunk of its own below)
+        ([(0, 2), (1, 1), (5, 3)], [(1, 1)]),  # NaN at removed items is not counted
+    ]
+    for cells, counted in cases:
         for dt in (np.float16, np.float32, np.float64):
             x = d.astype(dt)
             for r, c in cells:
                 x[r, c] = np.nan
-            rows = sorted({r for r, _ in cells})
-            n = len(cells)
+            rows = sorted({r for r, _ in counted})
+            n = len(counted)
             msg = (f"{n} NaN distance{'s' if n > 1 else ''} in {len(rows)} query "
                    f"row{'s' if len(rows) > 1 else ''} \\({', '.join(map(str, rows))}\\)")
             for ce in (1, 1 << 20):
@@ -322,10 +323,27 @@ def test_nan_distances_are_rejected_with_count_and_rows():
                 rank_metrics(torch.from_numpy(x), qp, gp, qc, gc)
             with pytest.raises(ValueError, match=msg):
                 single_gallery_shot_cmc(x, qp, gp, qc, gc)
-    # many rows: the first five are named
+    # many rows: the first five are named; 3 of the 5 items of each row are ranked
     x = np.full((9, 5), np.nan)
-    with pytest.raises(ValueError, match=r"45 NaN distances in 9 query rows \(0, 1, 2, 3, 4, \.\.\.\)"):
+    with pytest.raises(ValueError, match=r"27 NaN distances in 9 query rows \(0, 1, 2, 3, 4, \.\.\.\)"):
         rank_metrics(x, np.ones(9, int), gp, np.zeros(9, int), gc)
+
+
+def test_nan_at_removed_items_is_never_looked_at():
+    # e.g. a NaN feature of a pid -1 image: its whole column is NaN, and it is never ranked
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        d, qp, gp, qc, gc = random_case(rng, np.float32)
+        removed = (gp == -1)[None] | ((qp[:, None] == gp[None]) & (qc[:, None] == gc[None]))
+        x = d.copy()
+        x[removed & (rng.random(d.shape) < 0.7)] = np.nan
+        for ce in (1, 1 << 20):
+            ref = positive_ranks(d, qp, gp, qc, gc, chunk_elements=ce)
+            got = positive_ranks(x, qp, gp, qc, gc, chunk_elements=ce)
+            np.testing.assert_array_equal(ref[0], got[0])
+            np.testing.assert_array_equal(ref[1], got[1])
+        np.testing.assert_array_equal(single_gallery_shot_cmc(d, qp, gp, qc, gc, repeats=2),
+                                      single_gallery_shot_cmc(x, qp, gp, qc, gc, repeats=2))
 
 
 @pytest.mark.parametrize("base", [1 << 24, -(1 << 24) - 3, (1 << 31) - 6, (1 << 32) - 6, 1 << 40,

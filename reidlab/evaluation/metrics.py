@@ -12,7 +12,8 @@ Definitions (all values are fractions in [0, 1], not percentages):
   deterministic. torchreid's ``np.argsort`` (quicksort) leaves tie order unspecified.
 * **Non-finite and integer distances.** ``+inf`` ranks after every finite distance and ``-inf``
   before; equal infinities tie like any other equal distances (by gallery index). ``NaN``
-  cannot be ranked and is rejected with a ``ValueError`` naming the query rows. Integer
+  cannot be ranked and is rejected with a ``ValueError`` naming the query rows (except at removed
+  items, whose value is never looked at: a NaN feature of a pid ``-1`` image is harmless). Integer
   matrices are ranked exactly (float32 only while every value is within +-2^24, float64 up to
   +-2^53, beyond that by their exact order).
 * **Positives' ranks.** ``r_1 < r_2 < ... < r_P`` are the 1-based ranks of the query's ``P``
@@ -31,12 +32,12 @@ Definitions (all values are fractions in [0, 1], not percentages):
 
 How it is fast: no row is ever fully sorted. For each query only the gallery items at a distance
 ``<=`` its farthest positive can precede a positive, so a chunk of queries is thresholded at
-once (in cache-sized chunks; removed items are set to ``+inf``, and taken out again in the rare
-row whose farthest positive is ``+inf``; a NaN is selected too, so it is caught without an extra
-pass), each surviving item gets one ``int64`` key ``(query, distance bits, index)``, a
-``searchsorted`` among the positives' keys drops it into the bucket between two consecutive
-positives, and bucket counts give every positive's rank (float64 distances
-are ordered exactly by a lexsort of the surviving items instead). Every metric follows from those
+once (in cache-sized chunks; the chunk is never copied: removed items are dropped from the
+selected ones, and selecting "not above" the threshold selects NaN too, so a NaN is caught
+without an extra pass), each surviving item gets one ``int64`` key ``(query, distance bits,
+index)``, a ``searchsorted`` among the positives' keys drops it into the bucket between two
+consecutive positives, and bucket counts give every positive's rank (float64 distances are
+ordered exactly by a lexsort of the surviving items instead). Every metric follows from those
 ranks. The counting runs in NumPy on the CPU; a torch matrix on a GPU is copied to host memory
 first. Timings: ``benchmarks/bench_metrics.py``.
 """
@@ -106,9 +107,21 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _reject_nan(d: np.ndarray) -> None:
-    """ValueError naming how many NaN distances ``d`` (2-D) holds and in which query rows."""
+def _removed_mask(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
+    """``(Q, G)`` bool: the items the Market rule removes (same pid and camera, or pid -1)."""
+    q_pids, g_pids = np.asarray(q_pids, np.int64).reshape(-1), np.asarray(g_pids, np.int64).reshape(-1)
+    q_camids = np.asarray(q_camids, np.int64).reshape(-1)
+    g_camids = np.asarray(g_camids, np.int64).reshape(-1)
+    same = (q_pids[:, None] == g_pids[None]) & (q_camids[:, None] == g_camids[None])
+    return same | (g_pids == -1)[None]
+
+
+def _reject_nan(d: np.ndarray, removed: np.ndarray | None = None) -> None:
+    """ValueError naming how many NaN distances ``d`` (2-D) holds and in which query rows;
+    NaN at ``removed`` items (a ``(Q, G)`` bool mask) is ignored: they are never ranked."""
     bad = np.isnan(d)
+    if removed is not None:
+        bad &= ~removed
     n = int(bad.sum())
     if n == 0:
         return
@@ -127,7 +140,7 @@ def _as_float(d: np.ndarray) -> np.ndarray:
     Integers go to float32 only while every value is within +-2^24 (float32 holds those
     exactly), to float64 within +-2^53; wider integers (and float types wider than float64 whose
     values float64 would round) are replaced by their dense rank, which keeps order and ties.
-    NaN in float16 / float32 / float64 input passes through (the caller rejects it).
+    NaN passes through (the caller rejects it).
     """
     if d.dtype in (np.float32, np.float64):
         return d
@@ -143,14 +156,16 @@ def _as_float(d: np.ndarray) -> np.ndarray:
     elif kind == "f":
         if d.dtype.itemsize < 4:
             return d.astype(np.float32)  # float16: exact
-        _reject_nan(d)
         d64 = d.astype(np.float64)
-        if np.array_equal(d64, d):
+        if np.array_equal(d64, d, equal_nan=True):
             return d64
     else:
         return d.astype(np.float64)
     _, inverse = np.unique(d, return_inverse=True)
-    return inverse.reshape(d.shape).astype(np.float64)
+    out = inverse.reshape(d.shape).astype(np.float64)
+    if kind == "f":
+        out[np.isnan(d)] = np.nan  # np.unique ranks NaN last; keep it NaN (the caller rejects it)
+    return out
 
 
 def _orderable_bits(v: np.ndarray) -> np.ndarray:
@@ -179,16 +194,16 @@ def _same_pid_pairs(q_pids: np.ndarray, g_pids: np.ndarray):
 
 
 def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray, jr: np.ndarray, jc: np.ndarray,
-                 junk_cols: np.ndarray) -> np.ndarray | None:
-    """0-based ranks of positives ``(pr, pc)`` (sorted by row) in a chunk ``dc``.
+                 junk_col: np.ndarray | None) -> np.ndarray | None:
+    """0-based ranks of positives ``(pr, pc)`` (sorted by row) in a C-contiguous chunk ``dc``.
 
-    Removed items ``(jr, jc)`` and columns ``junk_cols`` hold ``+inf`` in ``dc``. A positive's
-    rank = number of items of its row with smaller distance, or equal distance and smaller
-    column. Only items ``<=`` the row's farthest positive can count, so those are selected, and
-    counted into buckets between consecutive positives. Selecting "not ``>``" also selects every
-    NaN, so NaN is seen among the few candidates (no extra pass): then None is returned. In a
-    row whose farthest positive is ``+inf`` every item is selected, so the removed ones are
-    taken out again.
+    Removed items: the pairs ``(jr, jc)`` and the columns where ``junk_col`` (``(G,)`` bool or
+    None) is True. A positive's rank = number of items of its row with smaller distance, or
+    equal distance and smaller column. Only items ``<=`` the row's farthest positive can count,
+    so those are selected (removed ones dropped), and counted into buckets between consecutive
+    positives. Selecting "not ``>``" also selects every NaN, so a NaN among the ranked items is
+    seen among the few candidates, without an extra pass over the chunk: then None is returned.
+    ``+-inf`` need nothing special (a ``+inf`` farthest positive selects the whole row).
     """
     R, G = dc.shape
     pv = dc[pr, pc]
@@ -198,17 +213,20 @@ def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray, jr: np.ndarray,
     np.maximum.at(thr, pr, pv)
     cand = np.greater(dc, thr[:, None])
     idx = np.flatnonzero(np.logical_not(cand, out=cand))  # candidates, row-major (row, col)
-    inf_rows = np.flatnonzero(thr == np.inf)
-    if len(inf_rows):
-        sel = np.isin(jr, inf_rows)
-        removed = np.concatenate([jr[sel] * G + jc[sel], (inf_rows[:, None] * G + junk_cols).ravel()])
-        idx = idx[~np.isin(idx, removed)]
+    r = idx // G
+    c = idx - r * G
+    keep = ~junk_col[c] if junk_col is not None else np.ones(len(idx), bool)
+    if len(jr):
+        jflat = jr * G + jc
+        at = np.minimum(np.searchsorted(idx, jflat), max(len(idx) - 1, 0))
+        if len(idx):
+            keep[at[idx[at] == jflat]] = False
+    if not keep.all():
+        idx, r, c = idx[keep], r[keep], c[keep]
     v = dc.ravel()[idx]
     if np.isnan(v).any():
         return None
     rowstart = np.searchsorted(idx, np.arange(R, dtype=np.int64) * G)
-    r = idx // G
-    c = idx - r * G
     if dc.dtype.itemsize <= 4:
         # one int64 key per item: row | value bits | column; keys are unique
         cb = max(1, int(G - 1).bit_length())
@@ -252,7 +270,8 @@ def positive_ranks(
 
     Raises:
         ValueError: a shape that does not fit, or NaN distances (the message says how many and
-            in which query rows).
+            in which query rows). NaN at removed items (same pid and camera, pid -1) is
+            ignored: they are never ranked.
     """
     d = _as_numpy(distmat)
     if d.ndim != 2:
@@ -272,7 +291,7 @@ def positive_ranks(
     junk = (g_camids[pcol] == q_camids[prow]) | (g_pids[pcol] == -1)
     pr_all, pc_all = prow[~junk], pcol[~junk]
     jr_all, jc_all = prow[junk], pcol[junk]
-    junk_cols = np.flatnonzero(g_pids == -1)
+    junk_col = (g_pids == -1) if np.any(g_pids == -1) else None
     # rows per chunk: cache-sized, and few enough for the int64 keys (row | 32 bits | column)
     cb = max(1, int(G - 1).bit_length())
     step = max(1, min(Q, chunk_elements // max(G, 1), 1 << max(0, 31 - cb)))
@@ -286,20 +305,14 @@ def positive_ranks(
         pr, pc = pr_all[pb[ci] : pb[ci + 1]] - s, pc_all[pb[ci] : pb[ci + 1]]
         if len(pr) == 0:
             if np.isnan(dc.min(initial=np.inf)):  # nothing to rank here, but NaN is refused
-                _reject_nan(d)
+                _reject_nan(d, _removed_mask(q_pids, g_pids, q_camids, g_camids))
             continue
         jr, jc = jr_all[jb[ci] : jb[ci + 1]] - s, jc_all[jb[ci] : jb[ci + 1]]
-        if len(jr) or len(junk_cols):  # removed items: +inf (see _chunk_ranks)
-            dc = np.array(dc, copy=True)
-            if np.isnan(dc[jr, jc]).any() or np.isnan(dc[:, junk_cols]).any():
-                _reject_nan(d)
-            dc[jr, jc] = np.inf
-            dc[:, junk_cols] = np.inf
-        elif not dc.flags.c_contiguous:
+        if not dc.flags.c_contiguous:
             dc = np.ascontiguousarray(dc)
-        ranks = _chunk_ranks(dc, pr, pc, jr, jc, junk_cols)
-        if ranks is None:
-            _reject_nan(d)
+        ranks = _chunk_ranks(dc, pr, pc, jr, jc, junk_col)
+        if ranks is None:  # a NaN among the items it ranks
+            _reject_nan(d, _removed_mask(q_pids, g_pids, q_camids, g_camids))
         out_rows.append(pr + s)
         out_ranks.append(ranks)
     if not out_rows:
@@ -379,13 +392,13 @@ def single_gallery_shot_cmc(
     last / first, integers are compared exactly.
 
     Raises:
-        ValueError: NaN distances (how many, in which query rows).
+        ValueError: NaN distances at items that are not removed (how many, in which query rows).
     """
     d = _as_numpy(distmat)
     if d.ndim != 2:
         raise ValueError(f"distmat must be 2-D (Q, G), got shape {d.shape}")
-    if d.dtype.kind in "fc":
-        _reject_nan(d)
+    if d.dtype.kind in "fc" and np.isnan(d).any():
+        _reject_nan(d, _removed_mask(q_pids, g_pids, q_camids, g_camids))
     q_pids = np.asarray(q_pids, np.int64)
     g_pids = np.asarray(g_pids, np.int64)
     q_camids = np.asarray(q_camids, np.int64)

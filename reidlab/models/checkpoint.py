@@ -144,11 +144,13 @@ def _why_unreadable(path: Path, err: BaseException) -> tuple[str, bool]:
                 with zipfile.ZipFile(path) as z:
                     pkl = [n for n in z.namelist() if n.endswith("data.pkl")]
                     if not pkl:
-                        return f"a zip archive without data.pkl, not a torch.save checkpoint ({size} bytes)", False
+                        return (f"a zip archive without data.pkl, not a torch.save checkpoint "
+                                f"({size} bytes)"), False
                     names = _pickle_globals(io.BytesIO(z.read(pkl[0])))
             except (zipfile.BadZipFile, EOFError, OSError) as e:
-                return f"a damaged zip archive: truncated or corrupt ({size} bytes; {_one_line(e, 80)})", False
-        else:  # legacy torch.save: several pickles in a row (magic number first), then raw storage bytes
+                return (f"a damaged zip archive: truncated or corrupt "
+                        f"({size} bytes; {_one_line(e, 80)})"), False
+        else:  # legacy torch.save: pickles in a row (magic number first), then raw storage bytes
             names = []
             # mmap: a garbage length field makes file.read(n) allocate n bytes; mmap.read does not
             with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as f:
