@@ -98,7 +98,8 @@ def _label(settings: dict) -> str:
 def static_settings_figure(data: ExplorerData, settings=DEFAULT_SETTINGS, threshold: float = 0.5,
                            max_images: int = 8, draw_boxes: bool = True):
     """Original crops (with the boxes used) and one row per anonymization setting."""
-    from reidlab.plots import draw_boxes as _draw, side_by_side
+    from reidlab.plots import draw_boxes as _draw
+    from reidlab.plots import side_by_side
 
     variants = {_label(s): anonymize_with(data, threshold, **s) for s in settings}
     fig = side_by_side(data.images, variants, max_images=max_images)

@@ -112,7 +112,7 @@ def test_verify_detects_tampering_missing_and_extra_files(tiny, tmp_path):
     assert "missing: bounding_box_test/0002_c1s1_000004_00.png" in problems
     assert "not in manifest: query/extra.png" in problems
     assert main(["verify", str(dst)]) == 1
-    assert main(["verify", str(tmp_path)]) == 1  # no manifest at all
+    assert main(["verify", str(tmp_path)]) == 2  # no manifest at all: bad input, one line
 
 
 def test_destination_inside_or_equal_source_refused(tiny, tmp_path):

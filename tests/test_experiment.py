@@ -19,7 +19,7 @@ def grid(synthetic_root, tmp_path_factory):
 
 
 def test_rows_and_files(grid):
-    cfg, results, per_query = grid
+    cfg, results, _ = grid
     assert list(results["condition"]) == ["original", "none", "none (query only)", "zero", "zero (query only)"]
     for col in ("distance", "ap_definition", "flip", "normalize", "detector", "mAP", "rank1", "mINP"):
         assert col in results.columns

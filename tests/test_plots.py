@@ -4,9 +4,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reidlab.plots import crop_grid, delta_plot, ranked_results  # noqa: E402
+from reidlab.plots import crop_grid, delta_plot, ranked_results
 
 
 def test_ranked_results_frames_follow_brute_force_ranking():

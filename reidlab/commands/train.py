@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=nonneg_int, dest="warmup_epochs", help="warm-up epochs")
     p.add_argument("--seed", type=int)
     p.add_argument("--pretrained", help="'imagenet' (timm cache) or a weights file")
+    p.add_argument("--trust-checkpoint", action="store_true", default=None,
+                   help="allow a --pretrained file that holds pickled Python objects beyond tensors (runs "
+                   "code from the file: only for files from a source you trust)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--workers", type=nonneg_int, dest="num_workers")
     p.add_argument("--no-amp", action="store_false", dest="amp", default=None, help="disable AMP on CUDA")
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.update(json.loads(Path(args.config).read_text()))
     for name in ("model", "dataset", "root", "epochs", "iters_per_epoch", "batch_p", "batch_k", "lr",
                  "optimizer", "schedule", "warmup_epochs", "seed", "device", "num_workers", "amp",
-                 "eval_every", "resume", "out_dir", "boxes"):
+                 "eval_every", "resume", "out_dir", "boxes", "trust_checkpoint"):
         v = getattr(args, name, None)
         if v is not None:
             cfg[name] = v

@@ -13,7 +13,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-
     from pathlib import Path
 
     from reidlab.anonymize.export import MANIFEST, verify_export

@@ -48,6 +48,7 @@ class TrainConfig:
     root: str | None = None
     dataset_options: dict = field(default_factory=dict)
     pretrained: bool | str = False
+    trust_checkpoint: bool = False  # a pretrained file with pickled objects beyond tensors (runs its code)
     input_size: list[int] | None = None
     epochs: int = 20
     iters_per_epoch: int | None = None
@@ -284,7 +285,8 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
 
     seed_everything(cfg.seed)
     model = build_model(cfg.model, num_classes=len(pids), pretrained=cfg.pretrained,
-                        input_size=tuple(cfg.input_size) if cfg.input_size else None)
+                        input_size=tuple(cfg.input_size) if cfg.input_size else None,
+                        trust_checkpoint=cfg.trust_checkpoint)
     size = model.input_size
     model.to(device)
     if distributed and cfg.sync_bn:
