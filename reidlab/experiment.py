@@ -43,21 +43,21 @@ class ExperimentConfig:
     root: str | None = None
     dataset_options: dict = field(default_factory=dict)
     models: tuple[str, ...] = ("tiny",)
-    weights: dict = field(default_factory=dict)          # model -> checkpoint; absent: train
+    weights: dict = field(default_factory=dict)  # model -> checkpoint; absent: train
     methods: tuple[str, ...] = ("blur", "pixelate", "fill", "zero")
     method_settings: dict = field(default_factory=dict)  # method -> Anonymizer kwargs
     mask: str = "box"
     scale: float = 1.2
-    query_only: bool = True                                # also anonymize queries only
-    retrain: tuple[str, ...] = ("blur",)                  # methods to retrain on
-    detector: str = "oracle"                               # "oracle" = ground truth (synthetic)
+    query_only: bool = True  # also anonymize queries only
+    retrain: tuple[str, ...] = ("blur",)  # methods to retrain on
+    detector: str = "oracle"  # "oracle" = ground truth (synthetic)
     detector_params: dict = field(default_factory=dict)
     fail_closed: float | None = None
-    trust_checkpoint: bool = False                         # allow pickled objects in weights files
+    trust_checkpoint: bool = False  # allow pickled objects in weights files
     seeds: tuple[int, ...] = (0,)
-    recipe: str = "tiny"                                   # reidlab.training.RECIPES entry
-    epochs: int | None = None                              # None: the recipe's
-    train_options: dict = field(default_factory=dict)    # extra TrainConfig fields
+    recipe: str = "tiny"  # reidlab.training.RECIPES entry
+    epochs: int | None = None  # None: the recipe's
+    train_options: dict = field(default_factory=dict)  # extra TrainConfig fields
     distance: str = "euclidean"
     normalize: bool = False
     flip: bool = False
@@ -85,9 +85,15 @@ def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
         det = build_detector(cfg.detector, **cfg.detector_params)
         boxes = {}
         for split, ss in samples.items():  # cache_dir None: reidlab.faces' default cache
-            df = detect_split(det, ss, dataset.root, cache_dir=cfg.cache_dir, fail_closed=cfg.fail_closed)
+            df = detect_split(
+                det, ss, dataset.root, cache_dir=cfg.cache_dir, fail_closed=cfg.fail_closed
+            )
             boxes.update(boxes_by_path(df, dataset.root))
-    info = {"detector": cfg.detector, "detector_params": cfg.detector_params, "fail_closed": cfg.fail_closed}
+    info = {
+        "detector": cfg.detector,
+        "detector_params": cfg.detector_params,
+        "fail_closed": cfg.fail_closed,
+    }
     for split, ss in samples.items():
         found = sum(1 for s in ss if len(boxes.get(s.path, ())) > 0)
         info[f"face_rate_{split}"] = found / max(1, len(ss))
@@ -96,7 +102,9 @@ def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
 
 def _anon_settings(method: str, cfg: ExperimentConfig) -> dict:
     """Anonymizer keyword settings for ``method`` (shared by evaluation and retraining)."""
-    return {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(cfg.method_settings.get(method, {}))
+    return {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(
+        cfg.method_settings.get(method, {})
+    )
 
 
 def _anonymizer(method: str, cfg: ExperimentConfig):
@@ -105,19 +113,34 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
     return Anonymizer(**_anon_settings(method, cfg))
 
 
-def _train(model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None):
+def _train(
+    model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None
+):
     from reidlab.paths import runs_dir
     from reidlab.training import TrainConfig, train
 
-    out = Path(cfg.out_dir or runs_dir() / "experiment") / "models" / (
-        f"{model_name}-seed{seed}-{method or 'original'}")
+    out = (
+        Path(cfg.out_dir or runs_dir() / "experiment")
+        / "models"
+        / (f"{model_name}-seed{seed}-{method or 'original'}")
+    )
     anon = _anon_settings(method, cfg) if method else None
     opts = {"epochs": cfg.epochs} if cfg.epochs else {}
     tc = TrainConfig.from_recipe(
-        cfg.recipe, model=model_name, dataset=cfg.dataset, root=str(cfg.root), seed=seed,
-        out_dir=str(out), device=cfg.device, anonymizer=anon, boxes=boxes if anon else None,
-        final_eval=False, dataset_options=dict(cfg.dataset_options), progress=False,
-        **opts | dict(cfg.train_options))
+        cfg.recipe,
+        model=model_name,
+        dataset=cfg.dataset,
+        root=str(cfg.root),
+        seed=seed,
+        out_dir=str(out),
+        device=cfg.device,
+        anonymizer=anon,
+        boxes=boxes if anon else None,
+        final_eval=False,
+        dataset_options=dict(cfg.dataset_options),
+        progress=False,
+        **opts | dict(cfg.train_options),
+    )
     model = train(tc, return_model=True)["model_object"]
     model.eval()
     return model
@@ -146,7 +169,9 @@ def check_complete(results) -> None:
     """Raise :class:`ExperimentError` naming every failed cell of ``results`` (call it last)."""
     bad = failed_cells(results)
     if len(bad):
-        lines = "; ".join(f"{r.model} seed {r.seed} {r.condition}: {r.error}" for r in bad.itertuples())
+        lines = "; ".join(
+            f"{r.model} seed {r.seed} {r.condition}: {r.error}" for r in bad.itertuples()
+        )
         raise ExperimentError(f"{len(bad)} of {len(results)} grid cells failed: {lines}")
 
 
@@ -167,40 +192,86 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
     boxes, face_info = face_boxes_for(ds, cfg)
     rows, per_query = [], []
-    common = {"dataset": cfg.dataset, "distance": cfg.distance, "normalize": cfg.normalize,
-              "flip": cfg.flip, "ap_definition": cfg.ap, "mask": cfg.mask, "mask_scale": cfg.scale,
-              **{k: v for k, v in face_info.items() if k.startswith("face_rate")},
-              "detector": cfg.detector}
+    common = {
+        "dataset": cfg.dataset,
+        "distance": cfg.distance,
+        "normalize": cfg.normalize,
+        "flip": cfg.flip,
+        "ap_definition": cfg.ap,
+        "mask": cfg.mask,
+        "mask_scale": cfg.scale,
+        **{k: v for k, v in face_info.items() if k.startswith("face_rate")},
+        "detector": cfg.detector,
+    }
 
     def row(model_name, seed, condition, method, anonymized, train_data) -> dict:
-        return common | {"model": model_name, "seed": seed, "condition": condition, "method": method,
-                         "anonymized": anonymized, "train_data": train_data}
+        return common | {
+            "model": model_name,
+            "seed": seed,
+            "condition": condition,
+            "method": method,
+            "anonymized": anonymized,
+            "train_data": train_data,
+        }
 
     def record(model, cell: dict, q_anon, g_anon):
-        res = evaluate(model, ds, distance=cfg.distance, normalize=cfg.normalize, flip=cfg.flip, ap=cfg.ap,
-                       boxes=boxes, query_anonymizer=q_anon, gallery_anonymizer=g_anon,
-                       batch_size=cfg.batch_size, device=cfg.device, progress=progress)
+        res = evaluate(
+            model,
+            ds,
+            distance=cfg.distance,
+            normalize=cfg.normalize,
+            flip=cfg.flip,
+            ap=cfg.ap,
+            boxes=boxes,
+            query_anonymizer=q_anon,
+            gallery_anonymizer=g_anon,
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            progress=progress,
+        )
         m = res.metrics
-        rows.append(cell | {
-            "status": "ok", "error": "",
-            "mAP": 100 * m["mAP"], "rank1": 100 * m["rank1"], "rank5": 100 * m["rank5"],
-            "rank10": 100 * m["rank10"], "mINP": 100 * m["mINP"],
-            "n_queries": m["num_valid_queries"],
-            "pretrained": getattr(model, "pretrained_source", "n/a"),
-        })
+        rows.append(
+            cell
+            | {
+                "status": "ok",
+                "error": "",
+                "mAP": 100 * m["mAP"],
+                "rank1": 100 * m["rank1"],
+                "rank5": 100 * m["rank5"],
+                "rank10": 100 * m["rank10"],
+                "mINP": 100 * m["mINP"],
+                "n_queries": m["num_valid_queries"],
+                "pretrained": getattr(model, "pretrained_source", "n/a"),
+            }
+        )
         pq = res.per_query
-        per_query.append(pd.DataFrame({
-            "model": cell["model"], "seed": cell["seed"], "condition": cell["condition"],
-            "query": np.arange(len(pq["ap"])),
-            "ap": np.where(pq["valid"], pq["ap"], np.nan), "first_hit_rank": pq["first_hit_rank"],
-        }))
-        log.info("%s seed %d %s: mAP %.2f rank-1 %.2f", cell["model"], cell["seed"], cell["condition"],
-                 rows[-1]["mAP"], rows[-1]["rank1"])
+        per_query.append(
+            pd.DataFrame(
+                {
+                    "model": cell["model"],
+                    "seed": cell["seed"],
+                    "condition": cell["condition"],
+                    "query": np.arange(len(pq["ap"])),
+                    "ap": np.where(pq["valid"], pq["ap"], np.nan),
+                    "first_hit_rank": pq["first_hit_rank"],
+                }
+            )
+        )
+        log.info(
+            "%s seed %d %s: mAP %.2f rank-1 %.2f",
+            cell["model"],
+            cell["seed"],
+            cell["condition"],
+            rows[-1]["mAP"],
+            rows[-1]["rank1"],
+        )
 
     def failed(cell: dict, error: BaseException) -> None:
         msg = f"{type(error).__name__}: {' '.join(str(error).split())}"
         log.error("%s seed %d %s failed: %s", cell["model"], cell["seed"], cell["condition"], msg)
-        rows.append(cell | {"status": "failed", "error": msg, **{k: float("nan") for k in METRIC_COLUMNS}})
+        rows.append(
+            cell | {"status": "failed", "error": msg, **{k: float("nan") for k in METRIC_COLUMNS}}
+        )
 
     def cell_safe(make_model, cells: list[tuple[dict, object, object]]) -> None:
         """Evaluate ``cells`` with the model ``make_model()`` gives; any failure is recorded per cell."""
@@ -222,25 +293,57 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             seeds = cfg.seeds[:1]  # given weights, nothing trained: every seed would repeat seed 0
         for seed in seeds:
             if model_name in cfg.weights:
+
                 def make(model_name=model_name):
                     return _load(model_name, cfg.weights[model_name], cfg.trust_checkpoint)
             else:
+
                 def make(model_name=model_name, seed=seed):
                     return _train(model_name, seed, cfg, boxes, None)
+
             cells = [(row(model_name, seed, "original", "none", "none", "original"), None, None)]
             for method in cfg.methods:
-                anon = (lambda method=method: _anonymizer(method, cfg))
-                cells.append((row(model_name, seed, method, method, "query+gallery", "original"), anon, anon))
+                anon = lambda method=method: _anonymizer(method, cfg)
+                cells.append(
+                    (row(model_name, seed, method, method, "query+gallery", "original"), anon, anon)
+                )
                 if cfg.query_only:
-                    cells.append((row(model_name, seed, f"{method} (query only)", method, "query", "original"),
-                                  anon, None))
+                    cells.append(
+                        (
+                            row(
+                                model_name,
+                                seed,
+                                f"{method} (query only)",
+                                method,
+                                "query",
+                                "original",
+                            ),
+                            anon,
+                            None,
+                        )
+                    )
             cell_safe(make, cells)
             for method in cfg.retrain:
-                anon = (lambda method=method: _anonymizer(method, cfg))
-                cell_safe(lambda method=method, model_name=model_name, seed=seed: _train(
-                    model_name, seed, cfg, boxes, method),
-                    [(row(model_name, seed, f"{method} (retrained)", method, "query+gallery",
-                          f"anonymized:{method}"), anon, anon)])
+                anon = lambda method=method: _anonymizer(method, cfg)
+                cell_safe(
+                    lambda method=method, model_name=model_name, seed=seed: _train(
+                        model_name, seed, cfg, boxes, method
+                    ),
+                    [
+                        (
+                            row(
+                                model_name,
+                                seed,
+                                f"{method} (retrained)",
+                                method,
+                                "query+gallery",
+                                f"anonymized:{method}",
+                            ),
+                            anon,
+                            anon,
+                        )
+                    ],
+                )
     results = pd.DataFrame(rows)
     pq = pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame()
     if cfg.out_dir:

@@ -26,7 +26,11 @@ def checkout_root() -> Path | None:
     """The source checkout reidlab is imported from, or None when it is an installed package."""
     root = Path(__file__).resolve().parents[1]
     pyproject = root / "pyproject.toml"
-    if (root / "notebooks").is_dir() and pyproject.is_file() and 'name = "reidlab"' in pyproject.read_text():
+    if (
+        (root / "notebooks").is_dir()
+        and pyproject.is_file()
+        and 'name = "reidlab"' in pyproject.read_text()
+    ):
         return root
     return None
 

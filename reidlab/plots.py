@@ -30,23 +30,35 @@ def _as_hwc(img) -> np.ndarray:
 def draw_boxes(ax, boxes, color="lime", lw=1.2, scores=None) -> None:
     from matplotlib.patches import Rectangle
 
-    boxes = np.asarray(boxes, dtype=float).reshape(-1, np.asarray(boxes).shape[-1] if np.size(boxes) else 4)
+    boxes = np.asarray(boxes, dtype=float).reshape(
+        -1, np.asarray(boxes).shape[-1] if np.size(boxes) else 4
+    )
     for i, b in enumerate(boxes):
         ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec=color, lw=lw))
         if scores is not None:
             ax.text(b[0], b[1] - 1, f"{scores[i]:.2f}", color=color, fontsize=6, va="bottom")
 
 
-def crop_grid(images: Sequence, boxes: Sequence | None = None, titles: Sequence[str] | None = None,
-              ncols: int = 8, scale: float = 1.2, box_color="lime"):
+def crop_grid(
+    images: Sequence,
+    boxes: Sequence | None = None,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    scale: float = 1.2,
+    box_color="lime",
+):
     """A grid of crops, with boxes ``(K, 4|5)`` per image drawn when given."""
     plt = _plt()
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, -(-n // ncols))
     h, w = _as_hwc(images[0]).shape[:2] if n else (128, 64)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale * w / h * 1.0 + 0.2, nrows * scale * 1.05 + 0.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(ncols * scale * w / h * 1.0 + 0.2, nrows * scale * 1.05 + 0.2),
+        squeeze=False,
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for i, img in enumerate(images):
@@ -69,7 +81,9 @@ def side_by_side(original, variants: Mapping[str, object], max_images: int = 6, 
     plt = _plt()
     rows = {"original": original, **dict(variants)}
     n = min(max_images, len(original))
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * scale * 0.55 + 1.2, len(rows) * scale + 0.2), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(n * scale * 0.55 + 1.2, len(rows) * scale + 0.2), squeeze=False
+    )
     for r, (name, imgs) in enumerate(rows.items()):
         for c in range(n):
             ax = axes[r, c]
@@ -82,9 +96,18 @@ def side_by_side(original, variants: Mapping[str, object], max_images: int = 6, 
     return fig
 
 
-def ranked_results(query_images: Sequence, gallery_images: Sequence, distmat, q_pids, g_pids,
-                   q_camids=None, g_camids=None, topk: int = 8, query_indices: Sequence[int] | None = None,
-                   scale: float = 1.2):
+def ranked_results(
+    query_images: Sequence,
+    gallery_images: Sequence,
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids=None,
+    g_camids=None,
+    topk: int = 8,
+    query_indices: Sequence[int] | None = None,
+    scale: float = 1.2,
+):
     """The query, then its top-k gallery matches (green frame: same pid, red: different).
 
     Gallery items with the query's pid AND camera are excluded (the Market1501 rule), so the
@@ -94,12 +117,19 @@ def ranked_results(query_images: Sequence, gallery_images: Sequence, distmat, q_
     distmat = np.asarray(distmat.detach().cpu() if hasattr(distmat, "detach") else distmat)
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     qi = list(query_indices) if query_indices is not None else list(range(min(4, len(q_pids))))
-    fig, axes = plt.subplots(len(qi), topk + 1, figsize=((topk + 1) * scale * 0.55 + 0.4, len(qi) * scale + 0.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(qi),
+        topk + 1,
+        figsize=((topk + 1) * scale * 0.55 + 0.4, len(qi) * scale + 0.3),
+        squeeze=False,
+    )
     for r, q in enumerate(qi):
         order = np.argsort(distmat[q], kind="stable")
         if q_camids is not None and g_camids is not None:
-            keep = ~((g_pids[order] == q_pids[q]) & (np.asarray(g_camids)[order] == np.asarray(q_camids)[q]))
+            keep = ~(
+                (g_pids[order] == q_pids[q])
+                & (np.asarray(g_camids)[order] == np.asarray(q_camids)[q])
+            )
             order = order[keep]
         ax = axes[r, 0]
         ax.imshow(_as_hwc(query_images[q]))
@@ -119,8 +149,13 @@ def ranked_results(query_images: Sequence, gallery_images: Sequence, distmat, q_
     return fig
 
 
-def delta_plot(comparison, x: str = "condition", y: str = "delta", hue: str | None = None,
-               ylabel: str = "change in mAP (points)"):
+def delta_plot(
+    comparison,
+    x: str = "condition",
+    y: str = "delta",
+    hue: str | None = None,
+    ylabel: str = "change in mAP (points)",
+):
     """Bar plot of paired differences with their bootstrap CI (columns ``ci_low``/``ci_high``)."""
     plt = _plt()
     import pandas as pd

@@ -48,9 +48,19 @@ def paired_difference(
     n = int(a.size)
     out = {"n": n, "boot_seed": seed, "n_boot": n_boot}
     if n == 0:
-        return out | {k: float("nan") for k in (
-            "baseline_mean", "condition_mean", "delta", "ci_low", "ci_high",
-            "p_wilcoxon", "p_ttest", "frac_worse")}
+        return out | {
+            k: float("nan")
+            for k in (
+                "baseline_mean",
+                "condition_mean",
+                "delta",
+                "ci_low",
+                "ci_high",
+                "p_wilcoxon",
+                "p_ttest",
+                "frac_worse",
+            )
+        }
     d = b - a
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
@@ -73,8 +83,16 @@ def paired_difference(
     }
 
 
-def compare_to_baseline(per_query, *, baseline: str, by=("condition",), value: str = "ap",
-                        key: str = "query", n_boot: int = 2000, seed: int = 0):
+def compare_to_baseline(
+    per_query,
+    *,
+    baseline: str,
+    by=("condition",),
+    value: str = "ap",
+    key: str = "query",
+    n_boot: int = 2000,
+    seed: int = 0,
+):
     """Paired differences of every condition against ``baseline``, Holm-corrected.
 
     Args:
@@ -94,7 +112,7 @@ def compare_to_baseline(per_query, *, baseline: str, by=("condition",), value: s
     by = list(by)
     rows = []
     groups = by[1:]
-    for gkey, g in (per_query.groupby(groups, sort=False) if groups else [((), per_query)]):
+    for gkey, g in per_query.groupby(groups, sort=False) if groups else [((), per_query)]:
         gkey = gkey if isinstance(gkey, tuple) else (gkey,)
         wide = g.pivot_table(index=key, columns=by[0], values=value, aggfunc="first")
         if baseline not in wide.columns:
@@ -102,8 +120,9 @@ def compare_to_baseline(per_query, *, baseline: str, by=("condition",), value: s
         for cond in wide.columns:
             if cond == baseline:
                 continue
-            r = paired_difference(wide[baseline].to_numpy(), wide[cond].to_numpy(),
-                                  n_boot=n_boot, seed=seed)
+            r = paired_difference(
+                wide[baseline].to_numpy(), wide[cond].to_numpy(), n_boot=n_boot, seed=seed
+            )
             rows.append({**r, by[0]: cond, **dict(zip(groups, gkey))})
     out = pd.DataFrame(rows)
     if len(out):

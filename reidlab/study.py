@@ -16,6 +16,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+
 def list_notebooks(folder: Path | None = None) -> list[Path]:
     """The study notebooks in ``folder`` (default: the checkout's ``notebooks/``), sorted by name."""
     from reidlab.errors import ReidlabError
@@ -23,7 +24,9 @@ def list_notebooks(folder: Path | None = None) -> list[Path]:
 
     folder = folder or notebook_dir()
     if folder is None:
-        raise ReidlabError("the study notebooks live in a source checkout of reidlab; give notebook paths")
+        raise ReidlabError(
+            "the study notebooks live in a source checkout of reidlab; give notebook paths"
+        )
     return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("_"))
 
 
@@ -38,8 +41,13 @@ def new_run_id(prefix: str = "run") -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None,
-                 kernel: str | None = None, progress: bool = True) -> Path:
+def run_notebook(
+    path: Path,
+    out_dir: Path,
+    parameters: dict | None = None,
+    kernel: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Execute one notebook with papermill into ``out_dir/<name>`` and return that path.
 
     Only parameters the notebook declares are passed; ``out_dir`` is always set to a folder
@@ -54,14 +62,27 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None,
     params = {k: v for k, v in params.items() if k in declared}
     out = out_dir / path.name
     log.info("executing %s -> %s with %s", path.name, out, params)
-    pm.execute_notebook(str(path), str(out), parameters=params, kernel_name=kernel,
-                        progress_bar=progress, cwd=str(path.parent), log_output=False)
+    pm.execute_notebook(
+        str(path),
+        str(out),
+        parameters=params,
+        kernel_name=kernel,
+        progress_bar=progress,
+        cwd=str(path.parent),
+        log_output=False,
+    )
     return out
 
 
-def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
-              parameters: dict | None = None, per_notebook: dict[str, dict] | None = None,
-              runs_dir: Path | None = None, kernel: str | None = None, keep_going: bool = True) -> dict:
+def run_study(
+    notebooks: list[Path] | None = None,
+    run_id: str | None = None,
+    parameters: dict | None = None,
+    per_notebook: dict[str, dict] | None = None,
+    runs_dir: Path | None = None,
+    kernel: str | None = None,
+    keep_going: bool = True,
+) -> dict:
     """Run ``notebooks`` (default: all) into ``runs_dir/run_id``; returns a summary dict
     (also written as ``summary.json``, and as the run's ``report.md``) with each notebook's output
     path, status and seconds, and the failed grid cells found in the notebooks' ``results.csv``.
@@ -78,7 +99,11 @@ def run_study(notebooks: list[Path] | None = None, run_id: str | None = None,
     summary = {"run_dir": str(run_dir), "parameters": parameters or {}, "notebooks": []}
     for nb in notebooks:
         # headless: notebooks with sliders render static figures instead
-        params = {"interactive": False} | dict(parameters or {}) | dict((per_notebook or {}).get(nb.stem, {}))
+        params = (
+            {"interactive": False}
+            | dict(parameters or {})
+            | dict((per_notebook or {}).get(nb.stem, {}))
+        )
         t0 = time.perf_counter()
         entry = {"notebook": nb.name, "output": str(run_dir / nb.name)}
         try:
@@ -109,12 +134,26 @@ def failed_grid_cells(run_dir: Path) -> list[dict]:
         try:
             bad = failed_cells(pd.read_csv(csv, keep_default_na=False, na_values=[""]))
         except (OSError, ValueError) as e:
-            out.append({"results": str(csv), "model": "?", "seed": "?", "condition": "?",
-                        "error": f"unreadable results table: {e}"})
+            out.append(
+                {
+                    "results": str(csv),
+                    "model": "?",
+                    "seed": "?",
+                    "condition": "?",
+                    "error": f"unreadable results table: {e}",
+                }
+            )
             continue
         for r in bad.itertuples():
-            out.append({"results": str(csv), "model": r.model, "seed": r.seed, "condition": r.condition,
-                        "error": r.error})
+            out.append(
+                {
+                    "results": str(csv),
+                    "model": r.model,
+                    "seed": r.seed,
+                    "condition": r.condition,
+                    "error": r.error,
+                }
+            )
     return out
 
 
@@ -132,25 +171,47 @@ def describe_error(e: BaseException, limit: int = 400) -> str:
 def _write_summary(run_dir: Path, summary: dict) -> None:
     summary["failed_cells"] = failed_grid_cells(run_dir)
     (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    lines = [f"# Study run {Path(run_dir).name}", "", "## Notebooks", "",
-             "| notebook | status | seconds | error |", "|---|---|---|---|"]
+    lines = [
+        f"# Study run {Path(run_dir).name}",
+        "",
+        "## Notebooks",
+        "",
+        "| notebook | status | seconds | error |",
+        "|---|---|---|---|",
+    ]
     for e in summary["notebooks"]:
         link = f"[{e['notebook']}]({Path(e['output']).name})"
         err = str(e.get("error", "")).replace("|", "\\|")
         lines.append(f"| {link} | {e['status']} | {e.get('seconds', '')} | {err} |")
     reports = sorted(Path(run_dir).glob("*/report.md"))
     if reports:
-        lines += ["", "## Reports", ""] + [f"- [{r.parent.name}]({r.relative_to(run_dir)})" for r in reports]
+        lines += ["", "## Reports", ""] + [
+            f"- [{r.parent.name}]({r.relative_to(run_dir)})" for r in reports
+        ]
     if summary["failed_cells"]:
-        lines += ["", f"## Failed grid cells ({len(summary['failed_cells'])})", "",
-                  "| results | model | seed | condition | error |", "|---|---|---|---|---|"]
-        lines += [f"| {Path(c['results']).parent.name} | {c['model']} | {c['seed']} | {c['condition']} | "
-                  f"{str(c['error']).replace('|', chr(92) + '|')} |" for c in summary["failed_cells"]]
+        lines += [
+            "",
+            f"## Failed grid cells ({len(summary['failed_cells'])})",
+            "",
+            "| results | model | seed | condition | error |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {Path(c['results']).parent.name} | {c['model']} | {c['seed']} | {c['condition']} | "
+            f"{str(c['error']).replace('|', chr(92) + '|')} |"
+            for c in summary["failed_cells"]
+        ]
     (Path(run_dir) / "report.md").write_text("\n".join(lines) + "\n")
 
 
-def check_regression(results_csv: Path, baseline_csv: Path, *, keys=("model", "condition", "seed"),
-                     columns=("mAP", "rank1"), tolerance: float = 2.0):
+def check_regression(
+    results_csv: Path,
+    baseline_csv: Path,
+    *,
+    keys=("model", "condition", "seed"),
+    columns=("mAP", "rank1"),
+    tolerance: float = 2.0,
+):
     """Compare a results table with a baseline table row by row.
 
     Rows are matched on ``keys``; a metric differing by more than ``tolerance`` points, or a
@@ -173,37 +234,79 @@ def check_regression(results_csv: Path, baseline_csv: Path, *, keys=("model", "c
         if row["_merge"] != "both":
             status.append("missing")
             continue
-        bad = any(abs(float(row[c]) - float(row[f"{c}_baseline"])) > tolerance
-                  for c in columns if c in res.columns)
+        bad = any(
+            abs(float(row[c]) - float(row[f"{c}_baseline"])) > tolerance
+            for c in columns
+            if c in res.columns
+        )
         status.append("changed" if bad else "ok")
     merged["status"] = status
-    out = merged[keys + [c for col in columns for c in (f"{col}_baseline", col) if c in merged.columns] + ["status"]]
+    out = merged[
+        keys
+        + [c for col in columns for c in (f"{col}_baseline", col) if c in merged.columns]
+        + ["status"]
+    ]
     out.attrs["ok"] = bool((out["status"] == "ok").all())
     return out
 
 
-def write_report(results, comparison, out_dir: Path, settings: dict | None = None,
-                 title: str = "Anonymization cost") -> Path:
+def write_report(
+    results,
+    comparison,
+    out_dir: Path,
+    settings: dict | None = None,
+    title: str = "Anonymization cost",
+) -> Path:
     """``report.md``: the settings every number used, the results table and the paired tests."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", ""]
     if settings:
         lines += ["Settings: " + "; ".join(f"{k}: {v}" for k, v in settings.items()), ""]
-    cols = [c for c in ("model", "seed", "condition", "mAP", "rank1", "rank5", "mINP", "n_queries")
-            if c in results.columns]
+    cols = [
+        c
+        for c in ("model", "seed", "condition", "mAP", "rank1", "rank5", "mINP", "n_queries")
+        if c in results.columns
+    ]
     lines += ["## Results (percent)", "", _md_table(results[cols].round(2)), ""]
     if "status" in results.columns and (results["status"] != "ok").any():
         bad = results[results["status"] != "ok"]
-        lines += [f"## Failed cells ({len(bad)} of {len(results)})", "",
-                  "These cells raised; their metrics are missing above and in every comparison.", "",
-                  _md_table(bad[[c for c in ("model", "seed", "condition", "error") if c in bad.columns]]), ""]
+        lines += [
+            f"## Failed cells ({len(bad)} of {len(results)})",
+            "",
+            "These cells raised; their metrics are missing above and in every comparison.",
+            "",
+            _md_table(
+                bad[[c for c in ("model", "seed", "condition", "error") if c in bad.columns]]
+            ),
+            "",
+        ]
     if comparison is not None and len(comparison):
-        ccols = [c for c in ("condition", "model", "seed", "n", "delta", "ci_low", "ci_high", "frac_worse",
-                             "p_wilcoxon", "p_holm", "significant") if c in comparison.columns]
-        lines += ["## Paired differences vs original (per-query AP, points)",
-                  "", "Bootstrap 95% CI over queries; Wilcoxon signed-rank, Holm-corrected.", "",
-                  _md_table(comparison[ccols].round(4)), ""]
+        ccols = [
+            c
+            for c in (
+                "condition",
+                "model",
+                "seed",
+                "n",
+                "delta",
+                "ci_low",
+                "ci_high",
+                "frac_worse",
+                "p_wilcoxon",
+                "p_holm",
+                "significant",
+            )
+            if c in comparison.columns
+        ]
+        lines += [
+            "## Paired differences vs original (per-query AP, points)",
+            "",
+            "Bootstrap 95% CI over queries; Wilcoxon signed-rank, Holm-corrected.",
+            "",
+            _md_table(comparison[ccols].round(4)),
+            "",
+        ]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -212,6 +315,7 @@ def write_report(results, comparison, out_dir: Path, settings: dict | None = Non
 def _md_table(df) -> str:
     """A GitHub markdown table (pandas' to_markdown needs the extra `tabulate` package; six
     lines here are cheaper than one more dependency)."""
+
     def cell(v) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 

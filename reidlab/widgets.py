@@ -44,8 +44,15 @@ class ExplorerData:
         return boxes.to(self.images.device), valid.to(self.images.device)
 
 
-def load_explorer_data(dataset, n: int = 8, detector: str = "centerface", split: str = "query",
-                       seed: int = 0, min_threshold: float = 0.05, **detector_params) -> ExplorerData:
+def load_explorer_data(
+    dataset,
+    n: int = 8,
+    detector: str = "centerface",
+    split: str = "query",
+    seed: int = 0,
+    min_threshold: float = 0.05,
+    **detector_params,
+) -> ExplorerData:
     """Pick ``n`` crops (seeded) from ``dataset.<split>`` and detect faces once at ``min_threshold``.
 
     ``detector="oracle"`` uses the dataset's ground-truth boxes (synthetic data) with score 1.
@@ -63,7 +70,9 @@ def load_explorer_data(dataset, n: int = 8, detector: str = "centerface", split:
     if detector == "oracle":  # ground truth is looked up by path
         dets = build_detector("oracle", root=dataset.root, **detector_params).detect_paths(paths)
     else:  # the images are already decoded: detect on them instead of reading them again
-        dets = build_detector(detector, threshold=min_threshold, **detector_params).detect_batch(arrays)
+        dets = build_detector(detector, threshold=min_threshold, **detector_params).detect_batch(
+            arrays
+        )
     h, w = arrays[0].shape[:2]
     imgs, boxes = [], []
     for a, d in zip(arrays, dets):
@@ -95,8 +104,13 @@ def _label(settings: dict) -> str:
     return settings.get("method", "") + (f"\n{rest}" if rest else "")
 
 
-def static_settings_figure(data: ExplorerData, settings=DEFAULT_SETTINGS, threshold: float = 0.5,
-                           max_images: int = 8, draw_boxes: bool = True):
+def static_settings_figure(
+    data: ExplorerData,
+    settings=DEFAULT_SETTINGS,
+    threshold: float = 0.5,
+    max_images: int = 8,
+    draw_boxes: bool = True,
+):
     """Original crops (with the boxes used) and one row per anonymization setting."""
     from reidlab.plots import draw_boxes as _draw
     from reidlab.plots import side_by_side
@@ -116,19 +130,28 @@ def explorer(data: ExplorerData, threshold: float = 0.5):
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    method = W.Dropdown(options=["blur", "pixelate", "fill", "zero", "none"], value="blur", description="method")
+    method = W.Dropdown(
+        options=["blur", "pixelate", "fill", "zero", "none"], value="blur", description="method"
+    )
     sigma = W.FloatSlider(value=0.25, min=0.02, max=1.0, step=0.01, description="sigma / face h")
     blocks = W.IntSlider(value=4, min=1, max=16, description="pixel blocks")
     fill = W.Dropdown(options=["mean", "constant", "noise"], value="mean", description="fill")
     mask = W.Dropdown(options=["box", "ellipse"], value="box", description="mask")
     scale = W.FloatSlider(value=1.2, min=0.8, max=2.0, step=0.05, description="box scale")
     feather = W.FloatSlider(value=0.0, min=0.0, max=6.0, step=0.5, description="feather px")
-    thr = W.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="det. threshold")
+    thr = W.FloatSlider(
+        value=threshold, min=0.05, max=0.95, step=0.05, description="det. threshold"
+    )
     out = W.Image(format="png")
     status = W.HTML()
 
     def settings() -> dict:
-        s = {"method": method.value, "mask": mask.value, "scale": scale.value, "feather": feather.value}
+        s = {
+            "method": method.value,
+            "mask": mask.value,
+            "scale": scale.value,
+            "feather": feather.value,
+        }
         if method.value == "blur":
             s["sigma_rel"] = sigma.value
         elif method.value == "pixelate":
@@ -143,8 +166,12 @@ def explorer(data: ExplorerData, threshold: float = 0.5):
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
         out.value = buf.getvalue()
-        n = sum(int((np.asarray(d).reshape(-1, 5)[:, 4] >= thr.value).any()) for d in data.detections)
-        status.value = f"{n} of {len(data.detections)} crops have a face at threshold {thr.value:.2f}"
+        n = sum(
+            int((np.asarray(d).reshape(-1, 5)[:, 4] >= thr.value).any()) for d in data.detections
+        )
+        status.value = (
+            f"{n} of {len(data.detections)} crops have a face at threshold {thr.value:.2f}"
+        )
 
     for w in (method, sigma, blocks, fill, mask, scale, feather, thr):
         w.observe(render, names="value")

@@ -25,8 +25,11 @@ from reidlab.imageio import read_rgb
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
@@ -40,12 +43,21 @@ def tiny(tmp_path):
     root = tmp_path / "src"
     rng = np.random.default_rng(0)
     boxes = {}
-    for i, rel in enumerate(["query/0001_c1s1_000001_00.png", "query/0002_c2s1_000002_00.png",
-                             "bounding_box_test/0001_c3s1_000003_00.png", "bounding_box_test/0002_c1s1_000004_00.png",
-                             "bounding_box_test/0003_c2s1_000005_00.png"]):
+    for i, rel in enumerate(
+        [
+            "query/0001_c1s1_000001_00.png",
+            "query/0002_c2s1_000002_00.png",
+            "bounding_box_test/0001_c3s1_000003_00.png",
+            "bounding_box_test/0002_c1s1_000004_00.png",
+            "bounding_box_test/0003_c2s1_000005_00.png",
+        ]
+    ):
         write_png(root / rel, rng.integers(0, 256, (32, 16, 3), dtype=np.uint8))
-        boxes[str(root / rel)] = np.array([[3.0 + i % 3, 2.0, 11.0 + i % 3, 12.0]], np.float32) if i != 4 else \
-            np.zeros((0, 4), np.float32)
+        boxes[str(root / rel)] = (
+            np.array([[3.0 + i % 3, 2.0, 11.0 + i % 3, 12.0]], np.float32)
+            if i != 4
+            else np.zeros((0, 4), np.float32)
+        )
     (root / "query" / "0009_c1s1_000009_00.jpg").write_bytes(b"this is not a jpeg")
     (root / "query" / "0010_c1s1_000010_00.png").write_bytes(b"")
     (root / "readme.txt").write_text("a dataset\n")
@@ -62,20 +74,41 @@ def test_tiny_export_pixels_manifest_corrupt_and_verify(tiny, tmp_path):
     before = tree_hashes(src)
     dst = tmp_path / "out"
     anon = _anon(method="blur", mask="ellipse", scale=1.2, feather=1.0)
-    m = export_dataset(src, dst, faces=boxes_faces(boxes), anonymizer=anon, fmt="png",
-                       detector_info={"name": "given", "params": {"x": 1}}, progress=False)
+    m = export_dataset(
+        src,
+        dst,
+        faces=boxes_faces(boxes),
+        anonymizer=anon,
+        fmt="png",
+        detector_info={"name": "given", "params": {"x": 1}},
+        progress=False,
+    )
     assert tree_hashes(src) == before  # the source is never touched
     # layout and names preserved, non-image files copied, Thumbs.db skipped
     assert (dst / "readme.txt").read_text() == "a dataset\n"
     assert not (dst / "query" / "Thumbs.db").exists()
-    assert sorted(m["files"]) == sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")
-                                        if p.stat().st_size > 0)
+    assert sorted(m["files"]) == sorted(
+        p.relative_to(src).as_posix() for p in src.rglob("*.png") if p.stat().st_size > 0
+    )
     # corrupt and empty sources are listed, not dropped
-    assert sorted(c["path"] for c in m["corrupt"]) == ["query/0009_c1s1_000009_00.jpg",
-                                                        "query/0010_c1s1_000010_00.png"]
-    assert m["counts"] == {"source_images": 7, "images_written": 5, "with_face": 4, "without_face": 1,
-                           "fail_closed": 0, "invalid_boxes": 0, "corrupt": 2, "copied": 1}
-    assert m["anonymizer"] == anon.settings() and m["detector"] == {"name": "given", "params": {"x": 1}}
+    assert sorted(c["path"] for c in m["corrupt"]) == [
+        "query/0009_c1s1_000009_00.jpg",
+        "query/0010_c1s1_000010_00.png",
+    ]
+    assert m["counts"] == {
+        "source_images": 7,
+        "images_written": 5,
+        "with_face": 4,
+        "without_face": 1,
+        "fail_closed": 0,
+        "invalid_boxes": 0,
+        "corrupt": 2,
+        "copied": 1,
+    }
+    assert m["anonymizer"] == anon.settings() and m["detector"] == {
+        "name": "given",
+        "params": {"x": 1},
+    }
     assert set(m["versions"]) >= {"torch", "kornia", "opencv", "reidlab"}
     assert m["copied"]["readme.txt"]["sha256"] == before["readme.txt"]
     for rel, entry in m["files"].items():
@@ -85,8 +118,9 @@ def test_tiny_export_pixels_manifest_corrupt_and_verify(tiny, tmp_path):
         assert np.allclose(np.asarray(entry["boxes"]).reshape(-1, 5)[:, :4], gt)
         # PNG is lossless: every pixel outside the (scaled, ellipse) mask is bit-identical
         a, b = read_rgb(src / rel), read_rgb(dst / rel)
-        mask = box_masks(torch.from_numpy(gt)[None], None, a.shape[:2], shape="ellipse", scale=1.2,
-                         feather=1.0)[0, 0].numpy()
+        mask = box_masks(
+            torch.from_numpy(gt)[None], None, a.shape[:2], shape="ellipse", scale=1.2, feather=1.0
+        )[0, 0].numpy()
         assert np.array_equal(a[mask == 0], b[mask == 0])
         if len(gt):
             assert (a[mask == 1] != b[mask == 1]).mean() > 0.5
@@ -99,7 +133,9 @@ def test_verify_detects_tampering_missing_and_extra_files(tiny, tmp_path):
 
     src, boxes = tiny
     dst = tmp_path / "out"
-    export_dataset(src, dst, faces=boxes_faces(boxes), anonymizer=_anon(), fmt="png", progress=False)
+    export_dataset(
+        src, dst, faces=boxes_faces(boxes), anonymizer=_anon(), fmt="png", progress=False
+    )
     assert main(["verify", str(dst)]) == 0
     victim = dst / "query" / "0001_c1s1_000001_00.png"
     data = bytearray(victim.read_bytes())
@@ -145,34 +181,51 @@ def test_resume_after_interruption_does_not_redo_finished_files(tiny, tmp_path):
 
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
-        export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False)
+        export_dataset(
+            src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False
+        )
     first = list(seen)
     assert len(first) == 2 and not (dst / MANIFEST).exists() and (dst / JOURNAL).exists()
     interrupt = False
     seen.clear()
-    m = export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False)
+    m = export_dataset(
+        src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False
+    )
     assert not set(first) & set(seen), "finished files were processed again"
     assert len(first) + len(seen) == 5
     assert m["counts"]["images_written"] == 5 and verify_export(dst) == []
     # a finished export re-run does nothing, and other settings are refused
     seen.clear()
-    export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False)
+    export_dataset(
+        src, dst, faces=faces, anonymizer=_anon(), fmt="png", batch_size=2, progress=False
+    )
     assert seen == []
     with pytest.raises(ExportError, match="other settings"):
-        export_dataset(src, dst, faces=faces, anonymizer=_anon(method="blur"), fmt="png", progress=False)
+        export_dataset(
+            src, dst, faces=faces, anonymizer=_anon(method="blur"), fmt="png", progress=False
+        )
 
 
 def test_fail_closed_prior_used_where_no_face(tiny, tmp_path):
     src, _boxes = tiny
     dst = tmp_path / "out"
-    m = export_dataset(src, dst, faces=boxes_faces({}), anonymizer=_anon(), fmt="png", fail_closed=0.25,
-                       progress=False)
+    m = export_dataset(
+        src,
+        dst,
+        faces=boxes_faces({}),
+        anonymizer=_anon(),
+        fmt="png",
+        fail_closed=0.25,
+        progress=False,
+    )
     assert m["counts"]["fail_closed"] == 5 and m["counts"]["without_face"] == 5
     assert m["fail_closed"] == {"height": 0.25, "width": 0.6, "top": 0.0}
     e = m["files"]["query/0001_c1s1_000001_00.png"]
     assert e["fail_closed"] and e["detected"] == 0
     out = read_rgb(dst / "query/0001_c1s1_000001_00.png")
-    assert out[:8, 4:12].max() == 0 and np.array_equal(out[8:], read_rgb(src / "query/0001_c1s1_000001_00.png")[8:])
+    assert out[:8, 4:12].max() == 0 and np.array_equal(
+        out[8:], read_rgb(src / "query/0001_c1s1_000001_00.png")[8:]
+    )
 
 
 def test_synthetic_source_format_readable_by_loader_and_cli(synthetic_root, tmp_path):
@@ -180,8 +233,24 @@ def test_synthetic_source_format_readable_by_loader_and_cli(synthetic_root, tmp_
     from reidlab.datasets import build_dataset
 
     dst = tmp_path / "anon"
-    rc = main(["anonymize", str(synthetic_root), str(dst), "--dataset", "synthetic", "--detector", "oracle",
-               "--method", "pixelate", "--mask", "ellipse", "--quality", "90", "--no-progress"])
+    rc = main(
+        [
+            "anonymize",
+            str(synthetic_root),
+            str(dst),
+            "--dataset",
+            "synthetic",
+            "--detector",
+            "oracle",
+            "--method",
+            "pixelate",
+            "--mask",
+            "ellipse",
+            "--quality",
+            "90",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     m = json.loads((dst / MANIFEST).read_text())
     assert m["detector"]["name"] == "oracle" and m["output"] == {"format": "source", "quality": 90}
@@ -191,8 +260,10 @@ def test_synthetic_source_format_readable_by_loader_and_cli(synthetic_root, tmp_
     assert [Path(s.path).name for s in dst_ds.query] == [Path(s.path).name for s in src_ds.query]
     from reidlab.datasets.synthetic import load_face_boxes
 
-    gt = {Path(k).relative_to(Path(synthetic_root).resolve()).as_posix(): v
-          for k, v in load_face_boxes(synthetic_root).items()}
+    gt = {
+        Path(k).relative_to(Path(synthetic_root).resolve()).as_posix(): v
+        for k, v in load_face_boxes(synthetic_root).items()
+    }
     assert m["counts"]["with_face"] == sum(1 for v in gt.values() if len(v))
     assert main(["verify", str(dst)]) == 0
 
@@ -213,9 +284,16 @@ def test_market_query_subset_with_centerface(tmp_path):
         os.symlink(p, src / p.name)  # links, not copies, of the shared images
     det = build_detector("centerface", upscale=2.0, threshold=0.5)
     dst = tmp_path / "out"
-    m = export_dataset(src.parent, dst, faces=detector_faces(det), anonymizer=_anon(method="blur", scale=1.2),
-                       detector_info={"name": det.name, "params": det.params}, fail_closed=0.3, fmt="png",
-                       progress=False)
+    m = export_dataset(
+        src.parent,
+        dst,
+        faces=detector_faces(det),
+        anonymizer=_anon(method="blur", scale=1.2),
+        detector_info={"name": det.name, "params": det.params},
+        fail_closed=0.3,
+        fmt="png",
+        progress=False,
+    )
     c = m["counts"]
     assert c["images_written"] == 48 and c["with_face"] + c["without_face"] == 48
     assert 0 < c["with_face"] < 48 and c["fail_closed"] == c["without_face"]
@@ -242,20 +320,35 @@ def test_unusable_boxes_from_the_face_source_get_the_head_prior(tiny, tmp_path, 
     given = {  # what the face source answers per crop (32x16 crops)
         names[0]: np.array([[nan, 2.0, 10.0, 12.0]], np.float32),
         names[1]: np.array([[2.0, 2.0, inf, 12.0, 0.9]], np.float32),
-        names[2]: np.array([[10.0, 2.0, 4.0, 12.0], [3.0, 2.0, 11.0, 12.0]], np.float32),  # one inverted, one fine
-        names[3]: np.array([[1.0e4, 2.0, 1.1e4, 12.0]], np.float32),  # far outside a 16 px wide crop
+        names[2]: np.array(
+            [[10.0, 2.0, 4.0, 12.0], [3.0, 2.0, 11.0, 12.0]], np.float32
+        ),  # one inverted, one fine
+        names[3]: np.array(
+            [[1.0e4, 2.0, 1.1e4, 12.0]], np.float32
+        ),  # far outside a 16 px wide crop
         names[4]: np.array([[3.0, 2.0, 11.0]], np.float32),  # wrong shape
     }
-    expect_rows = {names[0]: [["nan", 2.0, 10.0, 12.0]], names[1]: [[2.0, 2.0, "inf", 12.0, pytest.approx(0.9)]],
-                   names[2]: [[10.0, 2.0, 4.0, 12.0], [3.0, 2.0, 11.0, 12.0]], names[3]: [[1.0e4, 2.0, 1.1e4, 12.0]],
-                   names[4]: [[3.0, 2.0, 11.0]]}
+    expect_rows = {
+        names[0]: [["nan", 2.0, 10.0, 12.0]],
+        names[1]: [[2.0, 2.0, "inf", 12.0, pytest.approx(0.9)]],
+        names[2]: [[10.0, 2.0, 4.0, 12.0], [3.0, 2.0, 11.0, 12.0]],
+        names[3]: [[1.0e4, 2.0, 1.1e4, 12.0]],
+        names[4]: [[3.0, 2.0, 11.0]],
+    }
 
     def faces(paths, images):
         return [given[Path(p).relative_to(src).as_posix()] for p in paths]
 
     dst = tmp_path / "out"
-    m = export_dataset(src, dst, faces=faces, anonymizer=_anon(), fmt="png", fail_closed=fail_closed,
-                       progress=False)
+    m = export_dataset(
+        src,
+        dst,
+        faces=faces,
+        anonymizer=_anon(),
+        fmt="png",
+        fail_closed=fail_closed,
+        progress=False,
+    )
     assert m["counts"]["invalid_boxes"] == 5 and m["counts"]["images_written"] == 5
     assert m["counts"]["fail_closed"] == 5 and m["counts"]["with_face"] == 0
     rows, cols = _prior_region(32, 16, height=fail_closed or 0.3)
@@ -267,23 +360,40 @@ def test_unusable_boxes_from_the_face_source_get_the_head_prior(tiny, tmp_path, 
         inside[rows, cols] = True
         assert b[inside].max() == 0  # the head is blacked out
         assert np.array_equal(a[~inside], b[~inside])  # and nothing else changed
-    assert json.loads((dst / MANIFEST).read_text(), parse_constant=pytest.fail)["counts"]["invalid_boxes"] == 5
+    assert (
+        json.loads((dst / MANIFEST).read_text(), parse_constant=pytest.fail)["counts"][
+            "invalid_boxes"
+        ]
+        == 5
+    )
     assert verify_export(dst) == []
 
 
 def test_face_source_answering_for_the_wrong_number_of_images_is_an_export_error(tiny, tmp_path):
     src, _ = tiny
     with pytest.raises(ExportError, match="face source answered 1 box sets for 2 images"):
-        export_dataset(src, tmp_path / "out", faces=lambda paths, images: [np.zeros((0, 4))], anonymizer=_anon(),
-                       fmt="png", batch_size=2, progress=False)
+        export_dataset(
+            src,
+            tmp_path / "out",
+            faces=lambda paths, images: [np.zeros((0, 4))],
+            anonymizer=_anon(),
+            fmt="png",
+            batch_size=2,
+            progress=False,
+        )
 
 
 # ---------------------------------------------------------------- resume trusts nothing it can check
 
 
 def _export(src, dst, **kw):
-    kw = {"faces": boxes_faces(kw.pop("boxes")), "anonymizer": _anon(method="blur"), "fmt": "png",
-          "progress": False, **kw}
+    kw = {
+        "faces": boxes_faces(kw.pop("boxes")),
+        "anonymizer": _anon(method="blur"),
+        "fmt": "png",
+        "progress": False,
+        **kw,
+    }
     return export_dataset(src, dst, **kw)
 
 
@@ -303,8 +413,11 @@ def test_resume_redoes_damaged_outputs_and_changed_sources(tiny, tmp_path, caplo
     dst = tmp_path / "out"
     _export(src, dst, boxes=boxes)
     q1, q2 = "query/0001_c1s1_000001_00.png", "query/0002_c2s1_000002_00.png"
-    t3, t4, t5 = ("bounding_box_test/0001_c3s1_000003_00.png", "bounding_box_test/0002_c1s1_000004_00.png",
-                  "bounding_box_test/0003_c2s1_000005_00.png")
+    t3, t4, t5 = (
+        "bounding_box_test/0001_c3s1_000003_00.png",
+        "bounding_box_test/0002_c1s1_000004_00.png",
+        "bounding_box_test/0003_c2s1_000005_00.png",
+    )
     good = (dst / q1).read_bytes()
     (dst / q1).write_bytes(good[: len(good) // 2])  # truncated output
     flipped = bytearray((dst / q2).read_bytes())
@@ -319,8 +432,14 @@ def test_resume_redoes_damaged_outputs_and_changed_sources(tiny, tmp_path, caplo
     caplog.set_level("WARNING")
     m = _export(src, dst, boxes=boxes)
     # kept: the two corrupt sources, unchanged; changed: t3, t4 (now unreadable) and the readme
-    assert m["resume"] == {"kept": 2, "redone_output_mismatch": 2, "redone_source_changed": 3,
-                           "removed_source_deleted": 1, "retried_unreadable": 0, "checked_hashes": True}
+    assert m["resume"] == {
+        "kept": 2,
+        "redone_output_mismatch": 2,
+        "redone_source_changed": 3,
+        "removed_source_deleted": 1,
+        "retried_unreadable": 0,
+        "checked_hashes": True,
+    }
     warned = "\n".join(r.getMessage() for r in caplog.records)
     assert "2 finished outputs are missing or no longer match" in warned
     assert "3 sources changed or became unreadable" in warned and "1 sources were deleted" in warned
@@ -333,8 +452,9 @@ def test_resume_redoes_damaged_outputs_and_changed_sources(tiny, tmp_path, caplo
     caplog.clear()
     m = _export(src, dst, boxes=boxes)
     assert m["resume"]["redone_output_mismatch"] == m["resume"]["redone_source_changed"] == 0
-    assert m["resume"]["removed_source_deleted"] == 0 and not [r for r in caplog.records if r.levelname == "WARNING"
-                                                                 and "resuming" in r.getMessage()]
+    assert m["resume"]["removed_source_deleted"] == 0 and not [
+        r for r in caplog.records if r.levelname == "WARNING" and "resuming" in r.getMessage()
+    ]
 
 
 def test_resume_by_size_only_and_old_journals_without_sizes(tiny, tmp_path):
@@ -361,7 +481,9 @@ def test_resume_by_size_only_and_old_journals_without_sizes(tiny, tmp_path):
     _same_as_fresh_export(src, dst, boxes, tmp_path)
 
 
-def test_disk_full_is_one_export_error_and_nothing_unfinished_is_journaled(tiny, tmp_path, monkeypatch):
+def test_disk_full_is_one_export_error_and_nothing_unfinished_is_journaled(
+    tiny, tmp_path, monkeypatch
+):
     import errno
 
     import reidlab.anonymize.export as ex
@@ -380,12 +502,16 @@ def test_disk_full_is_one_export_error_and_nothing_unfinished_is_journaled(tiny,
         real(path, data, mode)
 
     monkeypatch.setattr(ex, "_atomic_write", full_after_three)
-    with pytest.raises(ExportError, match=r"destination .*out is full \(No space left on device") as err:
+    with pytest.raises(
+        ExportError, match=r"destination .*out is full \(No space left on device"
+    ) as err:
         _export(src, dst, boxes=boxes, batch_size=2)
     assert "run the same command again to resume" in str(err.value)
     records = [json.loads(x) for x in (dst / JOURNAL).read_text().splitlines()][1:]
     written = [r for r in records if r["type"] in ("image", "copy")]
-    assert len(written) == 3  # the readme and two images; the fourth write failed and is not journaled
+    assert (
+        len(written) == 3
+    )  # the readme and two images; the fourth write failed and is not journaled
     for r in written:
         assert hashlib.sha256((dst / r["out"]).read_bytes()).hexdigest() == r["sha256"]
     assert not (dst / MANIFEST).exists()

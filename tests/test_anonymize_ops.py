@@ -56,7 +56,9 @@ def ops_under_test():
         "blur": lambda x, b, v, **k: blur_faces(x, b, v, sigma_rel=0.2, **k),
         "blur_abs": lambda x, b, v, **k: blur_faces(x, b, v, sigma=1.5, **k),
         "pixelate": lambda x, b, v, **k: pixelate_faces(x, b, v, blocks=3, **k),
-        "fill_constant": lambda x, b, v, **k: fill_faces(x, b, v, fill="constant", color=(0.1, 0.5, 0.9), **k),
+        "fill_constant": lambda x, b, v, **k: fill_faces(
+            x, b, v, fill="constant", color=(0.1, 0.5, 0.9), **k
+        ),
         "fill_mean": lambda x, b, v, **k: fill_faces(x, b, v, fill="mean", **k),
         "fill_noise": lambda x, b, v, **k: fill_faces(x, b, v, fill="noise", generator=gen, **k),
         "zero": lambda x, b, v, **k: zero_faces(x, b, v, **k),
@@ -94,7 +96,9 @@ def test_feather_is_inward_linear_and_max_combined():
     hard = box_masks(box, None, (12, 32))[0, 0]
     assert bool(((m > 0) <= (hard > 0)).all())  # never outside the box
     # centre row 5: distance from left edge at column c is c + 0.5 -> m = (c+0.5)/4, capped at 1
-    assert torch.allclose(m[5, :10], torch.tensor([0.125, 0.375, 0.625, 0.875, 1, 1, 0.875, 0.625, 0.375, 0.125]))
+    assert torch.allclose(
+        m[5, :10], torch.tensor([0.125, 0.375, 0.625, 0.875, 1, 1, 0.875, 0.625, 0.375, 0.125])
+    )
     assert torch.equal(m[:, 20:30], m[:, :10])
     rel = box_masks(box, None, (12, 32), feather_rel=0.4)[0, 0]  # 0.4 * 10 px = 4 px
     assert torch.allclose(rel, m)
@@ -119,9 +123,13 @@ def test_outside_mask_bit_identical(dtype, shape, feather):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 3, 32, 24, generator=g, dtype=dtype)
     boxes = torch.tensor(
-        [[[4.3, 2.2, 15.7, 17.9], [10.0, 10.0, 20.0, 30.0]],
-         [[-3.0, 20.0, 8.0, 40.0], [0.0, 0.0, 0.0, 0.0]],
-         [[5.0, 5.0, 9.0, 9.0], [30.0, 40.0, 50.0, 60.0]]], dtype=dtype)
+        [
+            [[4.3, 2.2, 15.7, 17.9], [10.0, 10.0, 20.0, 30.0]],
+            [[-3.0, 20.0, 8.0, 40.0], [0.0, 0.0, 0.0, 0.0]],
+            [[5.0, 5.0, 9.0, 9.0], [30.0, 40.0, 50.0, 60.0]],
+        ],
+        dtype=dtype,
+    )
     valid = torch.tensor([[True, True], [True, False], [True, True]])
     m = box_masks(boxes, valid, (32, 24), shape=shape, scale=1.2, feather=feather)
     outside = (m == 0).expand_as(x)
@@ -136,7 +144,9 @@ def test_outside_mask_bit_identical(dtype, shape, feather):
 
 def test_composite_leaves_zero_mask_pixels_bit_identical():
     x = torch.rand(2, 3, 8, 8)
-    m = box_masks(torch.tensor([[[1.0, 1.0, 5.0, 6.0]], [[2.0, 0.0, 8.0, 4.0]]]), None, (8, 8), feather=1.5)
+    m = box_masks(
+        torch.tensor([[[1.0, 1.0, 5.0, 6.0]], [[2.0, 0.0, 8.0, 4.0]]]), None, (8, 8), feather=1.5
+    )
     y = composite(x, torch.rand_like(x), m)
     assert torch.equal(y[(m == 0).expand_as(x)], x[(m == 0).expand_as(x)])
 
@@ -148,9 +158,14 @@ def test_composite_leaves_zero_mask_pixels_bit_identical():
 def test_blur_matches_opencv_on_the_crop(dtype):
     g = torch.Generator().manual_seed(2)
     x = torch.rand(3, 3, 40, 30, generator=g, dtype=dtype)
-    boxes = torch.tensor([[[5.0, 3.0, 17.0, 19.0]],      # inside
-                          [[20.0, 30.0, 40.0, 45.0]],    # partly outside (clipped region 10x10)
-                          [[2.0, 2.0, 5.0, 4.0]]], dtype=dtype)  # kernel much larger than the crop
+    boxes = torch.tensor(
+        [
+            [[5.0, 3.0, 17.0, 19.0]],  # inside
+            [[20.0, 30.0, 40.0, 45.0]],  # partly outside (clipped region 10x10)
+            [[2.0, 2.0, 5.0, 4.0]],
+        ],
+        dtype=dtype,
+    )  # kernel much larger than the crop
     for sigma in (0.8, 2.0, 4.5):
         y = blur_faces(x, boxes, sigma=sigma)
         for i in range(3):
@@ -162,15 +177,21 @@ def test_blur_matches_opencv_on_the_crop(dtype):
 
 def test_blur_sigma_rel_uses_each_box_height():
     x = torch.rand(2, 3, 64, 48, dtype=torch.float64)
-    boxes = torch.tensor([[[4.0, 4.0, 14.0, 14.0]], [[10.0, 10.0, 40.0, 50.0]]], dtype=torch.float64)
+    boxes = torch.tensor(
+        [[[4.0, 4.0, 14.0, 14.0]], [[10.0, 10.0, 40.0, 50.0]]], dtype=torch.float64
+    )
     y = blur_faces(x, boxes, sigma_rel=0.25)
     for i, sigma in enumerate((2.5, 10.0)):
         r0, r1, c0, c1 = region(boxes[i, 0], 64, 48)
         ref = ref_blur(crop_hwc(x, i, r0, r1, c0, c1), sigma)
         # the batch shares the radius of the largest sigma: compare with the same window
         r = math.ceil(3 * 10.0)
-        ref = cv2.GaussianBlur(crop_hwc(x, i, r0, r1, c0, c1), (2 * r + 1, 2 * r + 1), sigma,
-                               borderType=cv2.BORDER_REFLECT_101)
+        ref = cv2.GaussianBlur(
+            crop_hwc(x, i, r0, r1, c0, c1),
+            (2 * r + 1, 2 * r + 1),
+            sigma,
+            borderType=cv2.BORDER_REFLECT_101,
+        )
         np.testing.assert_allclose(crop_hwc(y, i, r0, r1, c0, c1), ref, atol=1e-10)
 
 
@@ -180,8 +201,9 @@ def test_blur_with_scale_blurs_the_enlarged_region():
     y = blur_faces(x, box, sigma=1.0, scale=1.5)
     r0, r1, c0, c1 = region(box[0, 0], 40, 40, scale=1.5)
     assert (r0, r1, c0, c1) == (6, 27, 7, 22)  # box 7.5..22.5 x 6.5..27.5
-    np.testing.assert_allclose(crop_hwc(y, 0, r0, r1, c0, c1), ref_blur(crop_hwc(x, 0, r0, r1, c0, c1), 1.0),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        crop_hwc(y, 0, r0, r1, c0, c1), ref_blur(crop_hwc(x, 0, r0, r1, c0, c1), 1.0), atol=1e-10
+    )
 
 
 def test_pixelate_block_means_numpy():
@@ -194,14 +216,23 @@ def test_pixelate_block_means_numpy():
         ch, cw = (y2 - y1) // 4, (x2 - x1) // 4
         for by in range(4):
             for bx in range(4):
-                sl = (i, slice(None), slice(y1 + by * ch, y1 + (by + 1) * ch), slice(x1 + bx * cw, x1 + (bx + 1) * cw))
+                sl = (
+                    i,
+                    slice(None),
+                    slice(y1 + by * ch, y1 + (by + 1) * ch),
+                    slice(x1 + bx * cw, x1 + (bx + 1) * cw),
+                )
                 mean = xn[sl].mean(axis=(1, 2))
-                np.testing.assert_allclose(y[sl], np.broadcast_to(mean[:, None, None], y[sl].shape), atol=1e-12)
+                np.testing.assert_allclose(
+                    y[sl], np.broadcast_to(mean[:, None, None], y[sl].shape), atol=1e-12
+                )
 
 
 def test_pixelate_fractional_cells_match_opencv_area_nearest():
     x = torch.rand(2, 3, 30, 30, dtype=torch.float64)
-    boxes = torch.tensor([[[3.0, 2.0, 16.0, 19.0]], [[25.0, 20.0, 40.0, 23.0]]], dtype=torch.float64)
+    boxes = torch.tensor(
+        [[[3.0, 2.0, 16.0, 19.0]], [[25.0, 20.0, 40.0, 23.0]]], dtype=torch.float64
+    )
     for n in (3, 4, 5):
         y = pixelate_faces(x, boxes, blocks=n)
         for i in range(2):
@@ -214,8 +245,12 @@ def test_fill_and_zero_exact():
     x = torch.rand(2, 3, 16, 16)
     boxes = torch.tensor([[[2.0, 2.0, 8.0, 8.0]], [[10.0, 4.0, 20.0, 9.0]]])
     y = fill_faces(x, boxes, fill="constant", color=(0.25, 0.5, 1.0))
-    assert torch.equal(y[0, :, 2:8, 2:8], torch.tensor([0.25, 0.5, 1.0])[:, None, None].expand(3, 6, 6))
-    y = fill_faces(x, boxes, fill="constant", color=torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))
+    assert torch.equal(
+        y[0, :, 2:8, 2:8], torch.tensor([0.25, 0.5, 1.0])[:, None, None].expand(3, 6, 6)
+    )
+    y = fill_faces(
+        x, boxes, fill="constant", color=torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    )
     assert float(y[0, :, 2:8, 2:8].sum()) == 0 and bool((y[1, :, 4:9, 10:16] == 1).all())
     y = fill_faces(x, boxes, fill="mean")
     assert torch.equal(y[1, :, 4:9, 10:16], x[1].mean((1, 2))[:, None, None].expand(3, 5, 6))
@@ -243,8 +278,13 @@ def test_empty_and_outside_boxes_return_input(name):
 
 def test_list_boxes_equal_padded_boxes():
     x = torch.rand(2, 3, 20, 20)
-    lst = [torch.tensor([[1.0, 1.0, 9.0, 9.0], [10.0, 10.0, 18.0, 19.0]]), torch.tensor([[3.0, 4.0, 12.0, 15.0, 0.9]])]
-    pad = torch.tensor([[[1.0, 1.0, 9.0, 9.0], [10.0, 10.0, 18.0, 19.0]], [[3.0, 4.0, 12.0, 15.0], [0, 0, 0, 0]]])
+    lst = [
+        torch.tensor([[1.0, 1.0, 9.0, 9.0], [10.0, 10.0, 18.0, 19.0]]),
+        torch.tensor([[3.0, 4.0, 12.0, 15.0, 0.9]]),
+    ]
+    pad = torch.tensor(
+        [[[1.0, 1.0, 9.0, 9.0], [10.0, 10.0, 18.0, 19.0]], [[3.0, 4.0, 12.0, 15.0], [0, 0, 0, 0]]]
+    )
     valid = torch.tensor([[True, True], [True, False]])
     for op in (blur_faces, pixelate_faces):
         assert torch.equal(op(x, lst), op(x, pad, valid))
@@ -258,25 +298,40 @@ def test_overlapping_boxes_anonymize_the_union():
     inside = (m > 0).expand_as(x)
     assert torch.equal(y[~inside], x[~inside])
     # the overlap belongs to the first box: one mean colour over all of box 0's region
-    assert torch.allclose(y[0, :, 2:14, 2:14], x[0, :, 2:14, 2:14].mean((1, 2))[:, None, None].expand(3, 12, 12))
-    assert torch.allclose(y[0, :, 14:20, 14:20], x[0, :, 8:20, 8:20].mean((1, 2))[:, None, None].expand(3, 6, 6))
+    assert torch.allclose(
+        y[0, :, 2:14, 2:14], x[0, :, 2:14, 2:14].mean((1, 2))[:, None, None].expand(3, 12, 12)
+    )
+    assert torch.allclose(
+        y[0, :, 14:20, 14:20], x[0, :, 8:20, 8:20].mean((1, 2))[:, None, None].expand(3, 6, 6)
+    )
 
 
 def test_per_sample_parameters_equal_per_image_calls():
     x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
-    boxes = torch.tensor([[[4.0, 4.0, 20.0, 24.0]], [[8.0, 2.0, 18.0, 14.0]], [[0.0, 10.0, 30.0, 30.0]]],
-                         dtype=torch.float64)
+    boxes = torch.tensor(
+        [[[4.0, 4.0, 20.0, 24.0]], [[8.0, 2.0, 18.0, 14.0]], [[0.0, 10.0, 30.0, 30.0]]],
+        dtype=torch.float64,
+    )
     sig, blocks, scale = [1.0, 2.0, 0.7], [2, 3, 5], [1.0, 1.3, 0.8]
-    f64 = {"dtype": torch.float64}  # float64 like the images: 1.3 in float32 moves a box edge off a pixel centre
-    yb = blur_faces(x, boxes, sigma=torch.tensor(sig, **f64), scale=torch.tensor(scale, **f64), truncate=3.0)
+    f64 = {
+        "dtype": torch.float64
+    }  # float64 like the images: 1.3 in float32 moves a box edge off a pixel centre
+    yb = blur_faces(
+        x, boxes, sigma=torch.tensor(sig, **f64), scale=torch.tensor(scale, **f64), truncate=3.0
+    )
     yp = pixelate_faces(x, boxes, blocks=torch.tensor(blocks), scale=torch.tensor(scale, **f64))
     for i in range(3):
         # per image with the batch's shared kernel window (radius of the largest sigma)
         r = math.ceil(3 * 2.0)
-        one = blur_faces(x[i:i + 1], boxes[i:i + 1], sigma=sig[i], scale=scale[i], truncate=r / sig[i])
-        assert torch.allclose(yb[i:i + 1], one, atol=1e-12)
-        assert torch.allclose(yp[i:i + 1], pixelate_faces(x[i:i + 1], boxes[i:i + 1], blocks=blocks[i], scale=scale[i]),
-                              atol=1e-12)
+        one = blur_faces(
+            x[i : i + 1], boxes[i : i + 1], sigma=sig[i], scale=scale[i], truncate=r / sig[i]
+        )
+        assert torch.allclose(yb[i : i + 1], one, atol=1e-12)
+        assert torch.allclose(
+            yp[i : i + 1],
+            pixelate_faces(x[i : i + 1], boxes[i : i + 1], blocks=blocks[i], scale=scale[i]),
+            atol=1e-12,
+        )
 
 
 def test_bad_inputs_raise_clearly():
@@ -306,23 +361,48 @@ def _grad_case():
     return x, boxes
 
 
-@pytest.mark.parametrize("name", ["blur", "blur_abs", "pixelate", "fill_constant", "fill_mean", "zero"])
+@pytest.mark.parametrize(
+    "name", ["blur", "blur_abs", "pixelate", "fill_constant", "fill_mean", "zero"]
+)
 @pytest.mark.parametrize("shape,feather", [("box", 0.0), ("ellipse", 1.5)])
 def test_gradcheck_wrt_image(name, shape, feather):
     x, boxes = _grad_case()
     op = ops_under_test()[name]
-    assert gradcheck(lambda t: op(t, boxes, None, mask=shape, feather=feather), (x,), eps=1e-6, atol=1e-5, fast_mode=True)
+    assert gradcheck(
+        lambda t: op(t, boxes, None, mask=shape, feather=feather),
+        (x,),
+        eps=1e-6,
+        atol=1e-5,
+        fast_mode=True,
+    )
 
 
 def test_gradcheck_wrt_sigma_and_sigma_rel_and_color():
     x, boxes = _grad_case()
-    sigma = torch.tensor([0.9, 1.4], dtype=torch.float64, requires_grad=True)  # radius stays ceil(3*1.4)=5
-    assert gradcheck(lambda t, s: blur_faces(t, boxes, sigma=s), (x, sigma), eps=1e-6, atol=1e-5, fast_mode=True)
-    rel = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)  # sigma 1.4 and 1.6 -> radius 5
-    assert gradcheck(lambda s: blur_faces(x.detach(), boxes, sigma_rel=s, mask="ellipse", feather=1.0),
-                     (rel,), eps=1e-6, atol=1e-5, fast_mode=True)
+    sigma = torch.tensor(
+        [0.9, 1.4], dtype=torch.float64, requires_grad=True
+    )  # radius stays ceil(3*1.4)=5
+    assert gradcheck(
+        lambda t, s: blur_faces(t, boxes, sigma=s), (x, sigma), eps=1e-6, atol=1e-5, fast_mode=True
+    )
+    rel = torch.tensor(
+        0.2, dtype=torch.float64, requires_grad=True
+    )  # sigma 1.4 and 1.6 -> radius 5
+    assert gradcheck(
+        lambda s: blur_faces(x.detach(), boxes, sigma_rel=s, mask="ellipse", feather=1.0),
+        (rel,),
+        eps=1e-6,
+        atol=1e-5,
+        fast_mode=True,
+    )
     color = torch.tensor([0.2, 0.4, 0.6], dtype=torch.float64, requires_grad=True)
-    assert gradcheck(lambda c: fill_faces(x.detach(), boxes, color=c, feather=2.0), (color,), eps=1e-6, atol=1e-5, fast_mode=True)
+    assert gradcheck(
+        lambda c: fill_faces(x.detach(), boxes, color=c, feather=2.0),
+        (color,),
+        eps=1e-6,
+        atol=1e-5,
+        fast_mode=True,
+    )
 
 
 def test_blur_strength_gradient_sign():
@@ -353,7 +433,10 @@ def test_anonymizer_module_settings_and_methods():
     a, b = Anonymizer("fill", fill="noise", seed=3), Anonymizer("fill", fill="noise", seed=3)
     assert torch.equal(a(x, boxes, valid), b(x, boxes, valid))
     assert torch.equal(Anonymizer("zero")(x, boxes, valid), zero_faces(x, boxes, valid))
-    assert torch.equal(Anonymizer("blur", sigma_rel=0.3)(x, boxes, valid), blur_faces(x, boxes, valid, sigma_rel=0.3))
+    assert torch.equal(
+        Anonymizer("blur", sigma_rel=0.3)(x, boxes, valid),
+        blur_faces(x, boxes, valid, sigma_rel=0.3),
+    )
 
 
 def test_inplace_matches_copy():
@@ -384,8 +467,12 @@ def test_full_gradcheck_blur_tiny():
     x = torch.rand(1, 1, 6, 5, dtype=torch.float64, requires_grad=True)
     s = torch.tensor([1.1], dtype=torch.float64, requires_grad=True)
     boxes = torch.tensor([[[0.5, 1.0, 4.5, 6.0]]], dtype=torch.float64)
-    assert gradcheck(lambda t, q: blur_faces(t, boxes, sigma=q, mask="ellipse", feather=1.0), (x, s),
-                     eps=1e-6, atol=1e-5)
+    assert gradcheck(
+        lambda t, q: blur_faces(t, boxes, sigma=q, mask="ellipse", feather=1.0),
+        (x, s),
+        eps=1e-6,
+        atol=1e-5,
+    )
 
 
 # ---------------------------------------------------------------- fail closed (bad boxes, bad parameters)
@@ -394,8 +481,12 @@ def test_full_gradcheck_blur_tiny():
 def all_mask_users():
     """Every public function that turns boxes into anonymized pixels or masks, as f(x, boxes, valid, **kw)."""
     ops = dict(ops_under_test())
-    ops["box_masks"] = lambda x, b, v, **k: box_masks(b, v, tuple(x.shape[-2:]), **{
-        {"mask": "shape"}.get(key, key): val for key, val in k.items()})
+    ops["box_masks"] = lambda x, b, v, **k: box_masks(
+        b,
+        v,
+        tuple(x.shape[-2:]),
+        **{{"mask": "shape"}.get(key, key): val for key, val in k.items()},
+    )
     return ops
 
 
@@ -415,8 +506,9 @@ def test_invalid_valid_box_raises_naming_image_and_box(name, bad):
     """A valid row that is not a box must raise, never become an empty region (the face stays visible)."""
     op = all_mask_users()[name]
     x = torch.rand(2, 3, 16, 16)
-    boxes = torch.tensor([[[1.0, 1.0, 6.0, 6.0], [0.0, 0.0, 0.0, 0.0]],
-                          [[2.0, 2.0, 8.0, 8.0], BAD_BOXES[bad]]])
+    boxes = torch.tensor(
+        [[[1.0, 1.0, 6.0, 6.0], [0.0, 0.0, 0.0, 0.0]], [[2.0, 2.0, 8.0, 8.0], BAD_BOXES[bad]]]
+    )
     with pytest.raises(ValueError, match=r"image 1, box 1 .*invalid"):
         op(x, boxes, torch.tensor([[True, False], [True, True]]))
     with pytest.raises(ValueError, match=r"image 1, box 1"):  # list input, valid implied
@@ -435,7 +527,9 @@ def test_invalid_rows_marked_invalid_are_ignored(name):
     padded = torch.cat([good, junk], dim=1)
     valid = torch.tensor([[True, False], [True, False]])
     if name == "fill_noise":  # fresh generators: the same draws for both calls
-        op = lambda x, b, v: fill_faces(x, b, v, fill="noise", generator=torch.Generator().manual_seed(0))
+        op = lambda x, b, v: fill_faces(
+            x, b, v, fill="noise", generator=torch.Generator().manual_seed(0)
+        )
     assert torch.equal(op(x, padded, valid), op(x, good, None))
 
 
@@ -445,10 +539,17 @@ def test_bad_scale_and_feather_raise(name):
     x = torch.rand(2, 3, 16, 16)
     boxes = torch.tensor([[[1.0, 1.0, 6.0, 6.0]], [[2.0, 2.0, 8.0, 8.0]]])
     bad = [
-        {"scale": 0.0}, {"scale": -1.2}, {"scale": float("nan")}, {"scale": float("inf")},
-        {"scale": torch.tensor([1.0, 0.0])}, {"scale": torch.tensor([1.0, float("nan")])},
-        {"feather": -1.0}, {"feather": float("inf")}, {"feather": torch.tensor([0.0, -0.5])},
-        {"feather_rel": -0.1}, {"feather_rel": float("nan")},
+        {"scale": 0.0},
+        {"scale": -1.2},
+        {"scale": float("nan")},
+        {"scale": float("inf")},
+        {"scale": torch.tensor([1.0, 0.0])},
+        {"scale": torch.tensor([1.0, float("nan")])},
+        {"feather": -1.0},
+        {"feather": float("inf")},
+        {"feather": torch.tensor([0.0, -0.5])},
+        {"feather_rel": -0.1},
+        {"feather_rel": float("nan")},
     ]
     for kw in bad:
         with pytest.raises(ValueError, match="scale|feather"):
@@ -460,8 +561,14 @@ def test_bad_scale_and_feather_raise(name):
 def test_bad_blur_strength_and_blocks_raise():
     x = torch.rand(1, 3, 16, 16)
     box = torch.tensor([[[1.0, 1.0, 9.0, 9.0]]])
-    for kw in ({"sigma": float("nan")}, {"sigma": float("inf")}, {"sigma": -1.0},
-               {"sigma_rel": float("nan")}, {"sigma_rel": 0.0}, {"sigma_rel": torch.tensor([float("inf")])}):
+    for kw in (
+        {"sigma": float("nan")},
+        {"sigma": float("inf")},
+        {"sigma": -1.0},
+        {"sigma_rel": float("nan")},
+        {"sigma_rel": 0.0},
+        {"sigma_rel": torch.tensor([float("inf")])},
+    ):
         with pytest.raises(ValueError, match="sigma"):
             blur_faces(x, box, **kw)
     for blocks in (0, float("nan"), float("inf")):
@@ -473,19 +580,24 @@ def test_box_regions_clamp_before_integer_conversion():
     from reidlab.anonymize.masks import box_regions
 
     inf, nan = float("inf"), float("nan")
-    got = box_regions(torch.tensor([[-inf, -1e30, inf, 1e30], [nan, 2.0, 5.0, nan], [3.2, 1.6, 4.4, 7.5]]), 8, 6)
+    got = box_regions(
+        torch.tensor([[-inf, -1e30, inf, 1e30], [nan, 2.0, 5.0, nan], [3.2, 1.6, 4.4, 7.5]]), 8, 6
+    )
     # (c0, r0, c1, r1): infinities and huge values reach the image edges, NaN maps to 0, and the
     # plain box keeps the pixels whose centres lie in it (hand-computed: cols 3, rows 2..6)
     assert got.tolist() == [[0, 0, 6, 8], [0, 2, 5, 0], [3, 2, 4, 7]]
 
 
-@pytest.mark.parametrize("dtype,box", [
-    # bfloat16 resolves 0.5 px at 64..128 and 1 px at 128..256: 100.6 -> 100.5, 131.3 -> 131
-    (torch.bfloat16, [100.6, 3.6, 120.6, 20.6]),
-    (torch.bfloat16, [131.3, 2.3, 147.7, 17.7]),
-    # float16 resolves 0.5 px at 1024..2048: 1030.6 -> 1030.5
-    (torch.float16, [1030.6, 3.6, 1040.6, 20.6]),
-])
+@pytest.mark.parametrize(
+    "dtype,box",
+    [
+        # bfloat16 resolves 0.5 px at 64..128 and 1 px at 128..256: 100.6 -> 100.5, 131.3 -> 131
+        (torch.bfloat16, [100.6, 3.6, 120.6, 20.6]),
+        (torch.bfloat16, [131.3, 2.3, 147.7, 17.7]),
+        # float16 resolves 0.5 px at 1024..2048: 1030.6 -> 1030.5
+        (torch.float16, [1030.6, 3.6, 1040.6, 20.6]),
+    ],
+)
 @pytest.mark.parametrize("mask", ["box", "ellipse"])
 def test_half_precision_images_get_the_float32_regions(dtype, box, mask):
     """Box geometry is float32 whatever the image dtype: the set of changed pixels of a bf16/fp16
@@ -494,7 +606,9 @@ def test_half_precision_images_get_the_float32_regions(dtype, box, mask):
     x32 = torch.ones(1, 3, h, w)
     boxes = torch.tensor([[box]])
     scale = 1.1
-    ref = np.zeros((h, w), bool)  # independent reference: pixel centres inside the scaled box/ellipse
+    ref = np.zeros(
+        (h, w), bool
+    )  # independent reference: pixel centres inside the scaled box/ellipse
     x1, y1, x2, y2 = box
     cx, cy, a, b = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2 * scale, (y2 - y1) / 2 * scale
     for r in range(h):

@@ -107,8 +107,10 @@ def test_trust_checkpoint_unpickles_records_it_and_warns(tmp_path, how, caplog):
         report = load_checkpoint(dst, path, trust_checkpoint=True)
     assert marker.exists()  # the old, unsafe behaviour: this is what the refusal prevents
     assert report["trusted"] is True
-    assert any("weights_only=False" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
+    assert any(
+        "weights_only=False" in r.getMessage() and r.levelno == logging.WARNING
+        for r in caplog.records
+    )
     ref = _tiny_state()
     assert all(torch.equal(dst.state_dict()[k], v) for k, v in ref.items())
 
@@ -127,11 +129,14 @@ def test_old_torchreid_checkpoint_with_numpy_scalars_needs_the_opt_in(tmp_path):
     assert all(torch.equal(dst.state_dict()[k], v) for k, v in sd.items())
     # osnet_x0_25 through build_model: the keyword reaches load_checkpoint
     src = build_model("osnet_x0_25", num_classes=5)
-    torch.save({"state_dict": src.state_dict(), "rank1": np.float64(0.5)}, tmp_path / "osnet.pth.tar")
+    torch.save(
+        {"state_dict": src.state_dict(), "rank1": np.float64(0.5)}, tmp_path / "osnet.pth.tar"
+    )
     with pytest.raises(ModelError, match="trust-checkpoint"):
         build_model("osnet_x0_25", num_classes=5, pretrained=tmp_path / "osnet.pth.tar")
-    m = build_model("osnet_x0_25", num_classes=5, pretrained=tmp_path / "osnet.pth.tar",
-                    trust_checkpoint=True)
+    m = build_model(
+        "osnet_x0_25", num_classes=5, pretrained=tmp_path / "osnet.pth.tar", trust_checkpoint=True
+    )
     assert m.checkpoint_trusted is True
     assert all(torch.equal(m.state_dict()[k], v) for k, v in src.state_dict().items())
 
@@ -159,8 +164,11 @@ def _garbage(tmp_path: Path, kind: str) -> Path:
         path.write_text("model: osnet_x0_25\nweights: see README\n")
     elif kind in ("truncated-zip", "truncated-legacy"):
         full = tmp_path / "full.pth"
-        torch.save({"state_dict": _tiny_state()}, full,
-                   _use_new_zipfile_serialization=kind == "truncated-zip")
+        torch.save(
+            {"state_dict": _tiny_state()},
+            full,
+            _use_new_zipfile_serialization=kind == "truncated-zip",
+        )
         data = full.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif kind == "other-zip":
@@ -172,15 +180,21 @@ def _garbage(tmp_path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["empty", "random", "text", "truncated-zip", "truncated-legacy",
-                                  "other-zip", "safetensors"])
+@pytest.mark.parametrize(
+    "kind",
+    ["empty", "random", "text", "truncated-zip", "truncated-legacy", "other-zip", "safetensors"],
+)
 def test_files_that_are_not_checkpoints_give_one_line(tmp_path, kind):
     path = _garbage(tmp_path, kind)
-    expect = {"empty": "the file is empty (0 bytes)", "text": "not a PyTorch checkpoint: a text file",
-              "truncated-zip": "a damaged zip archive: truncated or corrupt",
-              "truncated-legacy": "damaged or truncated",
-              "random": "not a PyTorch checkpoint: neither a zip archive nor a complete pickle",
-              "other-zip": "not a torch.save checkpoint", "safetensors": "not a readable safetensors file"}
+    expect = {
+        "empty": "the file is empty (0 bytes)",
+        "text": "not a PyTorch checkpoint: a text file",
+        "truncated-zip": "a damaged zip archive: truncated or corrupt",
+        "truncated-legacy": "damaged or truncated",
+        "random": "not a PyTorch checkpoint: neither a zip archive nor a complete pickle",
+        "other-zip": "not a torch.save checkpoint",
+        "safetensors": "not a readable safetensors file",
+    }
     for trust in (False, True):
         with pytest.raises(ModelError) as e:
             load_checkpoint(build_model("tiny", num_classes=3), path, trust_checkpoint=trust)
@@ -200,13 +214,20 @@ def test_folder_and_missing_file_give_one_line(tmp_path):
 def test_save_checkpoint_output_loads_with_weights_only(tmp_path):
     m = build_model("tiny", num_classes=3)
     path = save_checkpoint(
-        tmp_path / "ck.pth", m, epoch=np.int64(4), config={"lr": np.float64(0.01), "root": tmp_path,
-                                                            "size": (np.int32(128), 64)},
-        history=[{"loss": np.float32(0.5)}], table=np.arange(3), rng=torch.get_rng_state())
+        tmp_path / "ck.pth",
+        m,
+        epoch=np.int64(4),
+        config={"lr": np.float64(0.01), "root": tmp_path, "size": (np.int32(128), 64)},
+        history=[{"loss": np.float32(0.5)}],
+        table=np.arange(3),
+        rng=torch.get_rng_state(),
+    )
     ck = torch.load(path, weights_only=True)  # raises if anything beyond tensors was pickled
     assert ck["epoch"] == 4 and type(ck["epoch"]) is int
     assert ck["config"] == {"lr": 0.01, "root": str(tmp_path), "size": (128, 64)}
     assert type(ck["config"]["lr"]) is float and ck["history"] == [{"loss": 0.5}]
-    assert torch.equal(ck["table"], torch.arange(3)) and torch.equal(ck["rng"], torch.get_rng_state())
+    assert torch.equal(ck["table"], torch.arange(3)) and torch.equal(
+        ck["rng"], torch.get_rng_state()
+    )
     report = load_checkpoint(build_model("tiny", num_classes=3), path)
     assert report["trusted"] is False and report["loaded"] > 0

@@ -42,8 +42,12 @@ def test_unknown_subcommand_is_an_error(capsys):
 
 
 def _table(maps):
-    return pd.DataFrame([{"model": "tiny", "condition": c, "seed": 0, "mAP": m, "rank1": m + 10}
-                         for c, m in maps.items()])
+    return pd.DataFrame(
+        [
+            {"model": "tiny", "condition": c, "seed": 0, "mAP": m, "rank1": m + 10}
+            for c, m in maps.items()
+        ]
+    )
 
 
 def test_regression_check(tmp_path):
@@ -64,8 +68,21 @@ def test_regression_check(tmp_path):
 
 def test_write_report_states_settings(tmp_path):
     res = _table({"original": 50.0, "blur": 48.0}).assign(rank5=1.0, mINP=2.0, n_queries=10)
-    cmp = pd.DataFrame([{"condition": "blur", "model": "tiny", "n": 10, "delta": -2.0, "ci_low": -3.0,
-                         "ci_high": -1.0, "p_wilcoxon": 0.01, "p_holm": 0.01, "significant": True}])
+    cmp = pd.DataFrame(
+        [
+            {
+                "condition": "blur",
+                "model": "tiny",
+                "n": 10,
+                "delta": -2.0,
+                "ci_low": -3.0,
+                "ci_high": -1.0,
+                "p_wilcoxon": 0.01,
+                "p_holm": 0.01,
+                "significant": True,
+            }
+        ]
+    )
     text = write_report(res, cmp, tmp_path, settings={"distance": "squared euclidean"}).read_text()
     assert "squared euclidean" in text and "| blur |" in text and "-2.0" in text
 
@@ -86,8 +103,17 @@ def test_key_value_parses_json_or_keeps_text():
 
     from reidlab.commands.argtypes import key_value
 
-    pairs = [key_value(t) for t in ["a=1", 'b="x"', "c=[1, 2]", "d=plain", "split-index=3", "e=false"]]
-    assert dict(pairs) == {"a": 1, "b": "x", "c": [1, 2], "d": "plain", "split_index": 3, "e": False}
+    pairs = [
+        key_value(t) for t in ["a=1", 'b="x"', "c=[1, 2]", "d=plain", "split-index=3", "e=false"]
+    ]
+    assert dict(pairs) == {
+        "a": 1,
+        "b": "x",
+        "c": [1, 2],
+        "d": "plain",
+        "split_index": 3,
+        "e": False,
+    }
     for bad in ("novalue", "=x", "2x=1"):
         with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
             key_value(bad)

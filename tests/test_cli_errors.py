@@ -64,7 +64,10 @@ BAD = [
     ("evaluate --dataset market1501 --root {d}/src --model tiny --size 0 0", "must be > 0"),
     ("evaluate --dataset market1501 --root {d}/src --model tiny --batch-size 0", "must be > 0"),
     ("evaluate --dataset market1501 --root {d}/src --model tiny", "--random-init"),
-    ("evaluate --dataset market1501 --root {d}/src --model tiny --weights {d}/nope.pth", "does not exist"),
+    (
+        "evaluate --dataset market1501 --root {d}/src --model tiny --weights {d}/nope.pth",
+        "does not exist",
+    ),
     ("evaluate --dataset market1501 --root {d}/src --model tiny --k1 0", "must be > 0"),
     ("evaluate --dataset market1501 --root {d}/src --model tiny --lambda 2", "must be in [0, 1]"),
     ("evaluate --dataset market1501 --root {d}/nope --model tiny --random-init", "does not exist"),
@@ -97,18 +100,34 @@ def test_bad_input_is_one_line_and_exit_2(argv, phrase, paths, capsys):
     assert "Traceback" not in err
     errors = [line for line in lines if "error:" in line]
     assert len(errors) == 1, f"expected one error line, got: {err!r}"
-    assert errors[0].startswith(f"reidlab {args[0]}: error:") or args[0] == "no-such-command", errors[0]
+    assert errors[0].startswith(f"reidlab {args[0]}: error:") or args[0] == "no-such-command", (
+        errors[0]
+    )
     assert phrase in errors[0], errors[0]
 
 
-@pytest.mark.parametrize("argv,phrase", [
-    ("anonymize {d}/src {d}/out --sigma -3", "must be > 0"),
-    ("evaluate --dataset synthetic --root {s} --model tiny --weights {d}/garbage.pth", "garbage.pth"),
-    ("evaluate --dataset synthetic --root {s} --model tiny --weights {d}/empty.pth", "empty.pth"),
-])
+@pytest.mark.parametrize(
+    "argv,phrase",
+    [
+        ("anonymize {d}/src {d}/out --sigma -3", "must be > 0"),
+        (
+            "evaluate --dataset synthetic --root {s} --model tiny --weights {d}/garbage.pth",
+            "garbage.pth",
+        ),
+        (
+            "evaluate --dataset synthetic --root {s} --model tiny --weights {d}/empty.pth",
+            "empty.pth",
+        ),
+    ],
+)
 def test_bad_input_in_a_real_process(argv, phrase, paths, synthetic_root):
-    r = subprocess.run([sys.executable, "-m", "reidlab.cli", *argv.format(d=paths, s=synthetic_root).split()],
-                       check=False, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "reidlab.cli", *argv.format(d=paths, s=synthetic_root).split()],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     err_lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr

@@ -38,12 +38,20 @@ def triples(samples) -> list[tuple[str, int, int]]:
 
 # --------------------------------------------------------------------------- Market-1501
 MARKET = {
-    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg",
-                           "0007_c3s1_000551_00.jpg", "0007_c6s2_001001_02.jpg"],
+    "bounding_box_train": [
+        "0002_c1s1_000451_03.jpg",
+        "0002_c2s1_000301_01.jpg",
+        "0007_c3s1_000551_00.jpg",
+        "0007_c6s2_001001_02.jpg",
+    ],
     "query": ["0002_c1s1_001051_00.jpg", "0007_c2s1_000151_00.jpg"],
-    "bounding_box_test": ["0002_c4s1_000101_01.jpg", "0007_c5s1_000201_01.jpg",
-                          "0000_c3s1_000301_02.jpg", "-1_c1s1_000401_03.jpg",
-                          "-1_c2s1_000451_04.jpg"],
+    "bounding_box_test": [
+        "0002_c4s1_000101_01.jpg",
+        "0007_c5s1_000201_01.jpg",
+        "0000_c3s1_000301_02.jpg",
+        "-1_c1s1_000401_03.jpg",
+        "-1_c2s1_000451_04.jpg",
+    ],
 }
 
 
@@ -57,12 +65,22 @@ def market(tmp_path) -> Path:
 
 def test_market_counts_junk_distractors_camids(market):
     ds = build_dataset("market1501", market)
-    assert triples(ds.train) == [("0002_c1s1_000451_03.jpg", 2, 0), ("0002_c2s1_000301_01.jpg", 2, 1),
-                                 ("0007_c3s1_000551_00.jpg", 7, 2), ("0007_c6s2_001001_02.jpg", 7, 5)]
-    assert triples(ds.query) == [("0002_c1s1_001051_00.jpg", 2, 0), ("0007_c2s1_000151_00.jpg", 7, 1)]
+    assert triples(ds.train) == [
+        ("0002_c1s1_000451_03.jpg", 2, 0),
+        ("0002_c2s1_000301_01.jpg", 2, 1),
+        ("0007_c3s1_000551_00.jpg", 7, 2),
+        ("0007_c6s2_001001_02.jpg", 7, 5),
+    ]
+    assert triples(ds.query) == [
+        ("0002_c1s1_001051_00.jpg", 2, 0),
+        ("0007_c2s1_000151_00.jpg", 7, 1),
+    ]
     # junk (-1) dropped, distractor (0) kept; raw pids everywhere
-    assert triples(ds.gallery) == [("0000_c3s1_000301_02.jpg", 0, 2), ("0002_c4s1_000101_01.jpg", 2, 3),
-                                   ("0007_c5s1_000201_01.jpg", 7, 4)]
+    assert triples(ds.gallery) == [
+        ("0000_c3s1_000301_02.jpg", 0, 2),
+        ("0002_c4s1_000101_01.jpg", 2, 3),
+        ("0007_c5s1_000201_01.jpg", 7, 4),
+    ]
     assert ds.info["junk_dropped"] == {"train": 0, "query": 0, "gallery": 2}
     assert ds.info["distractors"] == 1
     assert ds.info["queries_without_match"] == 0
@@ -70,7 +88,9 @@ def test_market_counts_junk_distractors_camids(market):
     assert not any(Path(s.path).name == "Thumbs.db" for s in ds.train + ds.query + ds.gallery)
 
 
-@pytest.mark.parametrize("inner", ["Market-1501-v15.09.15", "market1501", "market1501/Market-1501-v15.09.15"])
+@pytest.mark.parametrize(
+    "inner", ["Market-1501-v15.09.15", "market1501", "market1501/Market-1501-v15.09.15"]
+)
 def test_market_nested_layouts(tmp_path, inner):
     tree(tmp_path / inner, MARKET)
     ds = build_dataset("market", tmp_path)
@@ -157,11 +177,14 @@ def test_relabel():
 
 # --------------------------------------------------------------------------- DukeMTMC-reID
 def test_duke_eight_cameras(tmp_path):
-    tree(tmp_path / "DukeMTMC-reID", {
-        "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c8_f0000001.jpg"],
-        "query": ["0005_c1_f0000100.jpg"],
-        "bounding_box_test": ["0005_c7_f0000200.jpg", "0011_c3_f0000300.jpg"],
-    })
+    tree(
+        tmp_path / "DukeMTMC-reID",
+        {
+            "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c8_f0000001.jpg"],
+            "query": ["0005_c1_f0000100.jpg"],
+            "bounding_box_test": ["0005_c7_f0000200.jpg", "0011_c3_f0000300.jpg"],
+        },
+    )
     ds = build_dataset("dukemtmc", tmp_path)
     assert triples(ds.train) == [("0001_c2_f0046182.jpg", 1, 1), ("0001_c8_f0000001.jpg", 1, 7)]
     assert triples(ds.gallery) == [("0005_c7_f0000200.jpg", 5, 6), ("0011_c3_f0000300.jpg", 11, 2)]
@@ -177,16 +200,29 @@ def write_cuhk03(root: Path, variant: str, names, labels, train, query, gallery)
     filelist = np.empty((len(names), 1), dtype=object)
     for i, n in enumerate(names):
         filelist[i, 0] = n
-    savemat(root / f"cuhk03_new_protocol_config_{variant}.mat", {
-        "filelist": filelist, "labels": np.array(labels, dtype=np.float64)[:, None],
-        "train_idx": np.array(train)[:, None], "query_idx": np.array(query)[:, None],
-        "gallery_idx": np.array(gallery)[:, None]})
+    savemat(
+        root / f"cuhk03_new_protocol_config_{variant}.mat",
+        {
+            "filelist": filelist,
+            "labels": np.array(labels, dtype=np.float64)[:, None],
+            "train_idx": np.array(train)[:, None],
+            "query_idx": np.array(query)[:, None],
+            "gallery_idx": np.array(gallery)[:, None],
+        },
+    )
     for n in names:
         img(root / f"images_{variant}" / n, size=(20, 10))
 
 
-CUHK_NAMES = ["1_001_1_01.png", "1_001_2_06.png", "2_004_1_02.png", "2_004_2_07.png",
-              "3_010_1_01.png", "3_010_2_08.png", "3_010_2_09.png"]
+CUHK_NAMES = [
+    "1_001_1_01.png",
+    "1_001_2_06.png",
+    "2_004_1_02.png",
+    "2_004_2_07.png",
+    "3_010_1_01.png",
+    "3_010_2_08.png",
+    "3_010_2_09.png",
+]
 CUHK_LABELS = [1, 1, 50, 50, 1300, 1300, 1300]
 
 
@@ -208,8 +244,12 @@ def test_cuhk03_variant_required(cuhk):
 
 def test_cuhk03_labeled(cuhk):
     ds = build_dataset("cuhk03", cuhk.parent, variant="labeled")  # finds ROOT/cuhk03
-    assert triples(ds.train) == [("1_001_1_01.png", 1, 0), ("1_001_2_06.png", 1, 1),
-                                 ("2_004_1_02.png", 50, 0), ("2_004_2_07.png", 50, 1)]
+    assert triples(ds.train) == [
+        ("1_001_1_01.png", 1, 0),
+        ("1_001_2_06.png", 1, 1),
+        ("2_004_1_02.png", 50, 0),
+        ("2_004_2_07.png", 50, 1),
+    ]
     assert triples(ds.query) == [("3_010_1_01.png", 1300, 0)]
     assert triples(ds.gallery) == [("3_010_2_08.png", 1300, 1), ("3_010_2_09.png", 1300, 1)]
     assert all(Path(s.path).parent.name == "images_labeled" for s in ds.train)
@@ -221,8 +261,16 @@ def test_cuhk03_filelist_as_char_matrix(tmp_path):
 
     write_cuhk03(tmp_path, "detected", CUHK_NAMES, CUHK_LABELS, [1, 2], [5], [6])
     mat = tmp_path / "cuhk03_new_protocol_config_detected.mat"
-    savemat(mat, {"filelist": np.array(CUHK_NAMES), "labels": np.array(CUHK_LABELS)[:, None],
-                  "train_idx": [[1], [2]], "query_idx": [[5]], "gallery_idx": [[6]]})
+    savemat(
+        mat,
+        {
+            "filelist": np.array(CUHK_NAMES),
+            "labels": np.array(CUHK_LABELS)[:, None],
+            "train_idx": [[1], [2]],
+            "query_idx": [[5]],
+            "gallery_idx": [[6]],
+        },
+    )
     ds = build_dataset("cuhk03", tmp_path, variant="detected")
     assert triples(ds.train) == [("1_001_1_01.png", 1, 0), ("1_001_2_06.png", 1, 1)]
     assert triples(ds.gallery) == [("3_010_2_08.png", 1300, 1)]
@@ -237,8 +285,9 @@ def test_cuhk03_missing_image_and_bad_names(cuhk):
     (cuhk / "images_labeled" / "2_004_2_07.png").unlink()
     with pytest.raises(DatasetError, match="missing.*2_004_2_07.png"):
         build_dataset("cuhk03", cuhk, variant="labeled")
-    write_cuhk03(cuhk, "detected", ["1_001_1_01.png", "oops.png", "1_001_2_06.png"], [1, 1, 1],
-                 [1], [2], [3])
+    write_cuhk03(
+        cuhk, "detected", ["1_001_1_01.png", "oops.png", "1_001_2_06.png"], [1, 1, 1], [1], [2], [3]
+    )
     with pytest.raises(DatasetError, match="'oops.png'"):
         build_dataset("cuhk03", cuhk, variant="detected")
 
@@ -256,16 +305,28 @@ def test_cuhk03_bad_mat(cuhk):
 
 # --------------------------------------------------------------------------- MSMT17
 def write_msmt(root: Path, version: str) -> Path:
-    main, tr, te = {"v1": ("MSMT17_V1", "train", "test"),
-                    "v2": ("MSMT17_V2", "mask_train_v2", "mask_test_v2")}[version]
+    main, tr, te = {
+        "v1": ("MSMT17_V1", "train", "test"),
+        "v2": ("MSMT17_V2", "mask_train_v2", "mask_test_v2"),
+    }[version]
     base = root / main
     lists = {
-        "train": (tr, [("0000/0000_000_01_0303morning_0008_0.jpg", 0),
-                       ("0000/0000_001_15_0303noon_0010_1.jpg", 0)]),
+        "train": (
+            tr,
+            [
+                ("0000/0000_000_01_0303morning_0008_0.jpg", 0),
+                ("0000/0000_001_15_0303noon_0010_1.jpg", 0),
+            ],
+        ),
         "val": (tr, [("0001/0001_000_07_0303morning_0020_0.jpg", 1)]),
         "query": (te, [("0000/0000_000_03_0113morning_0001_0.jpg", 0)]),
-        "gallery": (te, [("0000/0000_004_12_0113noon_0100_0.jpg", 0),
-                         ("0002/0002_000_10_0113noon_0100_0.jpg", 2)]),
+        "gallery": (
+            te,
+            [
+                ("0000/0000_004_12_0113noon_0100_0.jpg", 0),
+                ("0002/0002_000_10_0113noon_0100_0.jpg", 2),
+            ],
+        ),
     }
     for split, (folder, rows) in lists.items():
         for rel, _ in rows:
@@ -283,12 +344,16 @@ def test_msmt17(tmp_path, version):
     with pytest.raises(DatasetError, match=f"MSMT17_{other.upper()}"):
         build_dataset("msmt17", tmp_path, version=other)
     ds = build_dataset("msmt17", tmp_path, version=version)
-    assert triples(ds.train) == [("0000_000_01_0303morning_0008_0.jpg", 0, 0),
-                                 ("0000_001_15_0303noon_0010_1.jpg", 0, 14),
-                                 ("0001_000_07_0303morning_0020_0.jpg", 1, 6)]
+    assert triples(ds.train) == [
+        ("0000_000_01_0303morning_0008_0.jpg", 0, 0),
+        ("0000_001_15_0303noon_0010_1.jpg", 0, 14),
+        ("0001_000_07_0303morning_0020_0.jpg", 1, 6),
+    ]
     assert triples(ds.query) == [("0000_000_03_0113morning_0001_0.jpg", 0, 2)]
-    assert triples(ds.gallery) == [("0000_004_12_0113noon_0100_0.jpg", 0, 11),
-                                   ("0002_000_10_0113noon_0100_0.jpg", 2, 9)]
+    assert triples(ds.gallery) == [
+        ("0000_004_12_0113noon_0100_0.jpg", 0, 11),
+        ("0002_000_10_0113noon_0100_0.jpg", 2, 9),
+    ]
     assert ds.info["faces_masked"] == (version == "v2")
     assert len(build_dataset("msmt17", tmp_path, version=version, include_val=False).train) == 2
 
@@ -362,12 +427,21 @@ def test_split_pids_odd():
 
 # --------------------------------------------------------------------------- custom
 def test_custom_folders(tmp_path):
-    tree(tmp_path, {"train": ["0001_0_a.jpg", "0001_1_b.png", "0003_2.jpg"],
-                    "query": ["0005_0_q.jpg", "-1_0_junk.jpg"],
-                    "gallery": ["0005_1_g.bmp", "0008_0_g.jpg"]})
+    tree(
+        tmp_path,
+        {
+            "train": ["0001_0_a.jpg", "0001_1_b.png", "0003_2.jpg"],
+            "query": ["0005_0_q.jpg", "-1_0_junk.jpg"],
+            "gallery": ["0005_1_g.bmp", "0008_0_g.jpg"],
+        },
+    )
     (tmp_path / "gallery" / "Thumbs.db").write_bytes(b"x")
     ds = build_dataset("custom", tmp_path)
-    assert triples(ds.train) == [("0001_0_a.jpg", 1, 0), ("0001_1_b.png", 1, 1), ("0003_2.jpg", 3, 2)]
+    assert triples(ds.train) == [
+        ("0001_0_a.jpg", 1, 0),
+        ("0001_1_b.png", 1, 1),
+        ("0003_2.jpg", 3, 2),
+    ]
     assert triples(ds.query) == [("0005_0_q.jpg", 5, 0)]
     assert triples(ds.gallery) == [("0005_1_g.bmp", 5, 1), ("0008_0_g.jpg", 8, 0)]
     assert ds.info["junk_dropped"]["query"] == 1
@@ -392,7 +466,8 @@ def test_custom_csv_single_and_per_split(tmp_path):
         img(tmp_path / "imgs" / n)
     (tmp_path / "all.csv").write_text(
         "path,pid,camid,split\nimgs/a.jpg,4,0,train\nimgs/b.jpg,4,1,train\n"
-        "imgs/c.jpg,9,0,query\nimgs/d.jpg,9,2,gallery\n")
+        "imgs/c.jpg,9,0,query\nimgs/d.jpg,9,2,gallery\n"
+    )
     ds = build_dataset("custom", tmp_path / "all.csv")
     assert triples(ds.train) == [("a.jpg", 4, 0), ("b.jpg", 4, 1)]
     assert triples(ds.query) == [("c.jpg", 9, 0)] and triples(ds.gallery) == [("d.jpg", 9, 2)]

@@ -42,9 +42,12 @@ def test_distance_clamped_and_validated():
 
 def reference_re_ranking(q_g, q_q, g_g, k1, k2, lam):
     """Zhong et al. 2017, written from the paper's algorithm as their reference code runs it."""
-    original = np.concatenate(
-        [np.concatenate([q_q, q_g], 1), np.concatenate([q_g.T, g_g], 1)], 0
-    ).astype(np.float32) ** 2
+    original = (
+        np.concatenate([np.concatenate([q_q, q_g], 1), np.concatenate([q_g.T, g_g], 1)], 0).astype(
+            np.float32
+        )
+        ** 2
+    )
     original = (original / original.max(1, keepdims=True)).astype(np.float32)
     N, Q = original.shape[0], q_g.shape[0]
     rank = np.argsort(original, axis=1, kind="stable")
@@ -75,7 +78,9 @@ def reference_re_ranking(q_g, q_q, g_g, k1, k2, lam):
     return final[:, Q:]
 
 
-@pytest.mark.parametrize("Q,G,k1,k2,lam", [(4, 15, 5, 3, 0.3), (6, 24, 20, 6, 0.3), (3, 12, 4, 1, 0.5)])
+@pytest.mark.parametrize(
+    "Q,G,k1,k2,lam", [(4, 15, 5, 3, 0.3), (6, 24, 20, 6, 0.3), (3, 12, 4, 1, 0.5)]
+)
 def test_re_ranking_matches_reference(Q, G, k1, k2, lam):
     rng = np.random.default_rng(Q * 100 + G)
     # clustered features so that k-reciprocal sets are non-trivial
@@ -90,8 +95,9 @@ def test_re_ranking_matches_reference(Q, G, k1, k2, lam):
     # memory-bounded chunks (one row at a time) and from features: the same numbers
     small = re_ranking(q_g, q_q, g_g, k1=k1, k2=k2, lambda_value=lam, max_memory_mb=1e-4)
     np.testing.assert_allclose(small, out, atol=1e-7)
-    feat = re_ranking_features(torch.from_numpy(qf), torch.from_numpy(gf), k1=k1, k2=k2,
-                               lambda_value=lam)
+    feat = re_ranking_features(
+        torch.from_numpy(qf), torch.from_numpy(gf), k1=k1, k2=k2, lambda_value=lam
+    )
     assert isinstance(feat, torch.Tensor)
     np.testing.assert_allclose(feat.numpy(), out, atol=1e-5)
 

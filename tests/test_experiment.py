@@ -13,20 +13,44 @@ from reidlab.experiment import ExperimentConfig, run_experiment
 @pytest.fixture(scope="module")
 def grid(synthetic_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
-    cfg = ExperimentConfig(root=str(synthetic_root), methods=("none", "zero"), retrain=(), seeds=(0,),
-                           epochs=1, train_options={"batch_p": 4}, out_dir=str(out))
+    cfg = ExperimentConfig(
+        root=str(synthetic_root),
+        methods=("none", "zero"),
+        retrain=(),
+        seeds=(0,),
+        epochs=1,
+        train_options={"batch_p": 4},
+        out_dir=str(out),
+    )
     return cfg, *run_experiment(cfg, progress=False)
 
 
 def test_rows_and_files(grid):
     cfg, results, _ = grid
-    assert list(results["condition"]) == ["original", "none", "none (query only)", "zero", "zero (query only)"]
-    for col in ("distance", "ap_definition", "flip", "normalize", "detector", "mAP", "rank1", "mINP"):
+    assert list(results["condition"]) == [
+        "original",
+        "none",
+        "none (query only)",
+        "zero",
+        "zero (query only)",
+    ]
+    for col in (
+        "distance",
+        "ap_definition",
+        "flip",
+        "normalize",
+        "detector",
+        "mAP",
+        "rank1",
+        "mINP",
+    ):
         assert col in results.columns
     assert (results["face_rate_query"] > 0).all()
     from pathlib import Path
 
-    assert {"results.csv", "per_query.parquet", "config.json"} <= {p.name for p in Path(cfg.out_dir).iterdir()}
+    assert {"results.csv", "per_query.parquet", "config.json"} <= {
+        p.name for p in Path(cfg.out_dir).iterdir()
+    }
 
 
 def test_identity_anonymizer_changes_nothing(grid):

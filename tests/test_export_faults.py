@@ -35,8 +35,21 @@ from reidlab.imageio import read_rgb
 REPO = Path(__file__).resolve().parents[1]
 N_IMAGES = 300
 FAIL_CLOSED = 0.3  # head prior: top 30% of the crop, centred, 60% wide (HeadPrior's default width)
-ARGS = ["--detector", "oracle", "--method", "zero", "--scale", "1.0", "--fail-closed", str(FAIL_CLOSED),
-        "--format", "png", "--batch-size", "8", "--no-progress"]
+ARGS = [
+    "--detector",
+    "oracle",
+    "--method",
+    "zero",
+    "--scale",
+    "1.0",
+    "--fail-closed",
+    str(FAIL_CLOSED),
+    "--format",
+    "png",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
 
 
 # ---------------------------------------------------------------- data and independent reference
@@ -105,7 +118,11 @@ def src(pristine, tmp_path):
 
 
 def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     env.pop("PYTHONWARNINGS", None)
     return env
 
@@ -115,18 +132,26 @@ def _cmd(src: Path, dst: Path, *extra: str) -> list[str]:
 
 
 def _anonymize(src: Path, dst: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(src, dst, *extra), env=_env(), capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        _cmd(src, dst, *extra), env=_env(), capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _outputs(dst: Path) -> int:
-    return sum(1 for _d, _s, names in os.walk(dst) for n in names if n.endswith(".png") and not n.startswith("."))
+    return sum(
+        1
+        for _d, _s, names in os.walk(dst)
+        for n in names
+        if n.endswith(".png") and not n.startswith(".")
+    )
 
 
 def _kill_after(src: Path, dst: Path, n_outputs: int, delay: float = 0.0) -> int:
     """Start the export and SIGKILL it once ``n_outputs`` outputs exist, then ``delay`` seconds more
     (``0`` = at once); return its exit status (``-SIGKILL``, or 0 if it finished first)."""
-    proc = subprocess.Popen(_cmd(src, dst), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(src, dst), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     t0 = time.monotonic()
     reached = None
     try:
@@ -179,7 +204,9 @@ def _assert_export_correct(src: Path, dst: Path, fresh: Path) -> None:
 
     assert _verify(dst) == 0
     assert main(["anonymize", str(src), str(fresh), *ARGS]) == 0
-    boxes = {r["path"]: r["box"] for r in json.loads((src / "face_boxes.json").read_text())["images"]}
+    boxes = {
+        r["path"]: r["box"] for r in json.loads((src / "face_boxes.json").read_text())["images"]
+    }
     m = json.loads((dst / MANIFEST).read_text())
     ref = json.loads((fresh / MANIFEST).read_text())
     assert sorted(m["files"]) == sorted(ref["files"])
@@ -194,7 +221,9 @@ def _assert_export_correct(src: Path, dst: Path, fresh: Path) -> None:
     assert sorted(m["files"]) == readable
     for out, entry in m["files"].items():
         got = read_rgb(dst / out)
-        assert np.array_equal(got, _expected_pixels(src, entry["source"], boxes[entry["source"]])), out
+        assert np.array_equal(
+            got, _expected_pixels(src, entry["source"], boxes[entry["source"]])
+        ), out
         assert (dst / out).read_bytes() == (fresh / out).read_bytes(), out
     assert (dst / "face_boxes.json").read_bytes() == (src / "face_boxes.json").read_bytes()
     assert not [n for _d, _s, names in os.walk(dst) for n in names if n.endswith(".tmp")]
@@ -209,7 +238,9 @@ def test_sigkill_at_random_points_then_resume(src, tmp_path):
     killed = 0
     for seed in range(3):
         rnd = random.Random(seed)
-        if seed == 1:  # a random moment after the first new output (mid-batch, mid-write, mid-journal line)
+        if (
+            seed == 1
+        ):  # a random moment after the first new output (mid-batch, mid-write, mid-journal line)
             rc = _kill_after(src, dst, _outputs(dst) + 1, delay=rnd.uniform(0.0, 0.2))
         else:  # as soon as a random number of further outputs exist
             rc = _kill_after(src, dst, _outputs(dst) + rnd.randint(1, 80))
@@ -217,7 +248,9 @@ def test_sigkill_at_random_points_then_resume(src, tmp_path):
         _assert_journal_truthful(dst)
         if rc == -signal.SIGKILL:
             killed += 1
-            assert not (dst / MANIFEST).exists()  # an interrupted export never claims to be complete
+            assert not (
+                dst / MANIFEST
+            ).exists()  # an interrupted export never claims to be complete
     assert killed >= 2, "the kills came too late to interrupt anything"
     r = _anonymize(src, dst)
     assert r.returncode == 0, r.stderr
@@ -248,8 +281,12 @@ def test_damaged_outputs_and_changed_sources_are_redone(src, tmp_path):
         h, w = read_rgb(src / rel).shape[:2]
         _write_image(src / rel, rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
     (src / sources[9]).unlink()
-    os.symlink(tmp_path / "gone.png", src / sources[9])  # became unreadable (as root, chmod 000 would not do)
-    (src / sources[10]).write_bytes(b"\x89PNG\r\n\x1a\n not an image any more")  # became undecodable
+    os.symlink(
+        tmp_path / "gone.png", src / sources[9]
+    )  # became unreadable (as root, chmod 000 would not do)
+    (src / sources[10]).write_bytes(
+        b"\x89PNG\r\n\x1a\n not an image any more"
+    )  # became undecodable
     (src / sources[11]).unlink()  # deleted
     r = _anonymize(src, dst)
     assert r.returncode == 0, r.stderr
@@ -257,7 +294,10 @@ def test_damaged_outputs_and_changed_sources_are_redone(src, tmp_path):
     assert resume["redone_output_mismatch"] == 6 and resume["redone_source_changed"] == 5
     assert resume["removed_source_deleted"] == 1 and resume["checked_hashes"] is True
     assert "6 finished outputs are missing or no longer match" in r.stderr
-    assert "5 sources changed or became unreadable" in r.stderr and "1 sources were deleted" in r.stderr
+    assert (
+        "5 sources changed or became unreadable" in r.stderr
+        and "1 sources were deleted" in r.stderr
+    )
     for rel in sources[9:12]:  # no stale output of an unreadable or deleted source
         assert not (dst / Path(rel).with_suffix(".png")).exists()
     corrupt = {c["path"] for c in json.loads((dst / MANIFEST).read_text())["corrupt"]}
@@ -268,13 +308,20 @@ def test_damaged_outputs_and_changed_sources_are_redone(src, tmp_path):
 def _mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                           capture_output=True, text=True, timeout=30, check=False)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         pytest.skip(f"cannot mount a small tmpfs to fill the destination disk: {e}")
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill the destination disk (needs root / CAP_SYS_ADMIN): "
-                    f"{r.stderr.strip()}")
+        pytest.skip(
+            f"cannot mount a small tmpfs to fill the destination disk (needs root / CAP_SYS_ADMIN): "
+            f"{r.stderr.strip()}"
+        )
 
 
 @pytest.mark.slow

@@ -63,14 +63,20 @@ def test_nms_matches_torchvision():
     boxes = np.concatenate([xy, xy + wh, rng.uniform(0, 1, (60, 1))], 1).astype(np.float32)
     for iou in (0.3, 0.5):
         ours = nms(boxes, iou)
-        keep = tv.ops.nms(torch.from_numpy(boxes[:, :4]), torch.from_numpy(boxes[:, 4]), iou).numpy()
+        keep = tv.ops.nms(
+            torch.from_numpy(boxes[:, :4]), torch.from_numpy(boxes[:, 4]), iou
+        ).numpy()
         np.testing.assert_array_equal(ours, boxes[keep])
 
 
 def test_clip_boxes_hand_case():
-    b = np.array([[-5, -3, 10, 200, 0.875], [70, 0, 90, 10, 0.75], [10, 10, 20, 20, 0.625]], np.float32)
+    b = np.array(
+        [[-5, -3, 10, 200, 0.875], [70, 0, 90, 10, 0.75], [10, 10, 20, 20, 0.625]], np.float32
+    )
     out = clip_boxes(b, height=128, width=64)
-    np.testing.assert_array_equal(out, [[0, 0, 10, 128, 0.875], [10, 10, 20, 20, 0.625]])  # 2nd has no area
+    np.testing.assert_array_equal(
+        out, [[0, 0, 10, 128, 0.875], [10, 10, 20, 20, 0.625]]
+    )  # 2nd has no area
 
 
 def test_postprocess_clips_filters_and_sorts():
@@ -78,8 +84,12 @@ def test_postprocess_clips_filters_and_sorts():
         name = "out"
 
         def _detect(self, images):
-            return [np.array([[-10, -10, 20, 20, 0.625], [10, 100, 30, 120, 0.875], [5, 5, 200, 30, 0.25]],
-                             np.float32)]
+            return [
+                np.array(
+                    [[-10, -10, 20, 20, 0.625], [10, 100, 30, 120, 0.875], [5, 5, 200, 30, 0.25]],
+                    np.float32,
+                )
+            ]
 
     img = np.zeros((128, 64, 3), np.uint8)
     b = Out(threshold=0.5).detect_batch([img])[0]
@@ -124,7 +134,9 @@ def test_centerface_model_made_dynamic_and_batch_equals_single(centerface):
     shape = sess.get_inputs()[0].shape
     assert shape[1] == 3 and all(isinstance(s, str) for s in (shape[0], shape[2], shape[3]))
     rng = np.random.default_rng(0)
-    imgs = [_face_like(seed=i) for i in range(6)] + [rng.integers(0, 255, (128, 64, 3), dtype=np.uint8)]
+    imgs = [_face_like(seed=i) for i in range(6)] + [
+        rng.integers(0, 255, (128, 64, 3), dtype=np.uint8)
+    ]
     batched = centerface.detect_batch(imgs)
     single = [centerface(im) for im in imgs]
     assert len(batched) == len(imgs)
@@ -146,7 +158,9 @@ def test_centerface_flip_tta_is_mirror_symmetric():
     a = det(img)
     b = det(np.ascontiguousarray(img[:, ::-1]))
     assert len(a) == len(b)
-    if len(a):  # the mirrored image's boxes are the mirrored boxes (TTA is symmetric by construction)
+    if len(
+        a
+    ):  # the mirrored image's boxes are the mirrored boxes (TTA is symmetric by construction)
         mb = b.copy()
         mb[:, 0], mb[:, 2] = 64 - b[:, 2], 64 - b[:, 0]
         np.testing.assert_allclose(np.sort(a[:, :4], 0), np.sort(mb[:, :4], 0), atol=1.0)
@@ -182,8 +196,18 @@ def test_detect_split_caches_by_content_and_config(tmp_path):
     df1 = detect_split(det, paths, root, cache_dir=cache, progress=False, batch_size=4)
     assert det.calls == 2 and det.seen == 6
     assert set(df1["path"]) == {"imgs/0001.png", "imgs/0004.png"}
-    assert list(df1.columns) == ["path", "sha1", "x1", "y1", "x2", "y2", "score", "detector", "params",
-                                 "fail_closed"]
+    assert list(df1.columns) == [
+        "path",
+        "sha1",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "score",
+        "detector",
+        "params",
+        "fail_closed",
+    ]
     np.testing.assert_array_equal(df1[["x1", "y1", "x2", "y2"]].to_numpy()[0], [26, 16, 34, 24])
     assert json.loads(df1["params"].iloc[0])["threshold"] == 0.5
 
@@ -221,14 +245,24 @@ def test_fail_closed_prior(tmp_path):
     assert len(df) == 5 and df["fail_closed"].sum() == 4
     prior = df[df["fail_closed"]].iloc[0]
     # 128x64 crop, height 0.3 -> y in [0, 38.4], width 0.6 centred -> x in [12.8, 51.2], score 0
-    np.testing.assert_allclose(prior[["x1", "y1", "x2", "y2", "score"]].astype(float),
-                               [12.8, 0, 51.2, 38.4, 0], atol=1e-4)
+    np.testing.assert_allclose(
+        prior[["x1", "y1", "x2", "y2", "score"]].astype(float), [12.8, 0, 51.2, 38.4, 0], atol=1e-4
+    )
     s = fail_closed_summary(df)
     assert s == {"images": 5, "with_face": 1, "fail_closed": 4, "fail_closed_rate": 0.8}
-    df2 = detect_split(FakeDetector(), paths, root, cache_dir=False,
-                       fail_closed=HeadPrior(height=0.25, width=0.5, top=0.05), progress=False)
-    np.testing.assert_allclose(df2[df2["fail_closed"]].iloc[0][["x1", "y1", "x2", "y2"]].astype(float),
-                               [16, 6.4, 48, 38.4], atol=1e-4)
+    df2 = detect_split(
+        FakeDetector(),
+        paths,
+        root,
+        cache_dir=False,
+        fail_closed=HeadPrior(height=0.25, width=0.5, top=0.05),
+        progress=False,
+    )
+    np.testing.assert_allclose(
+        df2[df2["fail_closed"]].iloc[0][["x1", "y1", "x2", "y2"]].astype(float),
+        [16, 6.4, 48, 38.4],
+        atol=1e-4,
+    )
     with pytest.raises(Exception, match="fraction"):
         HeadPrior(height=1.5)
 
@@ -248,8 +282,16 @@ def test_torchscript_contract(tmp_path):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             _, _, h, w = x.shape
             score = x.mean(dim=(1, 2, 3))
-            box = torch.stack([torch.zeros_like(score), torch.zeros_like(score),
-                               torch.full_like(score, w / 2.0), torch.full_like(score, h / 2.0), score], 1)
+            box = torch.stack(
+                [
+                    torch.zeros_like(score),
+                    torch.zeros_like(score),
+                    torch.full_like(score, w / 2.0),
+                    torch.full_like(score, h / 2.0),
+                    score,
+                ],
+                1,
+            )
             pad = torch.zeros_like(box)
             return torch.stack([box, pad], 1)
 
@@ -257,8 +299,12 @@ def test_torchscript_contract(tmp_path):
     torch.jit.save(torch.jit.script(Tiny()), str(f))
     det = build_detector("torch", path=f, upscale=2.0, threshold=0.1)
     img = np.full((128, 64, 3), 128, np.uint8)
-    out = det.detect_batch([img, np.zeros((128, 64, 3), np.uint8), np.full((50, 30, 3), 200, np.uint8)])
-    np.testing.assert_allclose(out[0], [[0, 0, 32, 64, 128 / 255]], atol=1e-5)  # back in original px
+    out = det.detect_batch(
+        [img, np.zeros((128, 64, 3), np.uint8), np.full((50, 30, 3), 200, np.uint8)]
+    )
+    np.testing.assert_allclose(
+        out[0], [[0, 0, 32, 64, 128 / 255]], atol=1e-5
+    )  # back in original px
     assert out[1].shape == (0, 5)  # score 0 -> padding
     np.testing.assert_allclose(out[2][0, :4], [0, 0, 15, 25], atol=1e-5)
     assert det.params["file_sha1"] and det.key != build_detector("torch", path=f, upscale=1.0).key
@@ -328,7 +374,9 @@ def test_synthetic_recall_oracle_and_centerface(synthetic_root, tmp_path):
     assert again.calls == 0 and df2.equals(df)
 
 
-SYNTHETIC_RECALL_BOUND = 0.55  # measured 0.72 (49 of 68 faces, default settings, IoU 0.3; data/faces.md)
+SYNTHETIC_RECALL_BOUND = (
+    0.55  # measured 0.72 (49 of 68 faces, default settings, IoU 0.3; data/faces.md)
+)
 
 
 def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys):
@@ -341,11 +389,27 @@ def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys):
 
     ds = build_dataset("synthetic", synthetic_root)
     paths = [s.path for s in ds.query]
-    fig = gallery_figure(paths, {paths[0]: np.array([[10, 5, 30, 25, 0.9]], np.float32)}, n=4, cols=2)
+    fig = gallery_figure(
+        paths, {paths[0]: np.array([[10, 5, 30, 25, 0.9]], np.float32)}, n=4, cols=2
+    )
     assert len(fig.axes) == 4 and len(fig.axes[0].patches) + len(fig.axes[1].patches) <= 2
     out = tmp_path / "det.parquet"
-    rc = main(["detect", "synthetic", str(synthetic_root), "--detector", "oracle", "--cache-dir",
-               str(tmp_path / "c"), "--no-progress", "--fail-closed", "0.3", "--out", str(out)])
+    rc = main(
+        [
+            "detect",
+            "synthetic",
+            str(synthetic_root),
+            "--detector",
+            "oracle",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--no-progress",
+            "--fail-closed",
+            "0.3",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0 and out.is_file()
     text = capsys.readouterr().out
     assert "face found in" in text and "query" in text and "gallery" in text
@@ -357,8 +421,19 @@ def test_evaluate_split_row(synthetic_root, tmp_path):
     from reidlab.faces.measure import evaluate_split
 
     ds = build_dataset("synthetic", synthetic_root)
-    row = evaluate_split(build_detector("oracle", root=synthetic_root), ds.query, ds.root,
-                         gt=load_face_boxes(synthetic_root), cache_dir=tmp_path)
-    assert row["box_recall"] == 1.0 and row["images"] == len(ds.query) and row["detector"] == "oracle"
-    faces = sum(len(v) > 0 for k, v in load_face_boxes(synthetic_root).items() if k in {s.path for s in ds.query})
+    row = evaluate_split(
+        build_detector("oracle", root=synthetic_root),
+        ds.query,
+        ds.root,
+        gt=load_face_boxes(synthetic_root),
+        cache_dir=tmp_path,
+    )
+    assert (
+        row["box_recall"] == 1.0 and row["images"] == len(ds.query) and row["detector"] == "oracle"
+    )
+    faces = sum(
+        len(v) > 0
+        for k, v in load_face_boxes(synthetic_root).items()
+        if k in {s.path for s in ds.query}
+    )
     assert row["detection_rate"] == pytest.approx(faces / len(ds.query))

@@ -19,7 +19,12 @@ from reidlab.imageio import read_rgb
 
 # Big photos are shrunk before detection (upscale < 1): CenterFace misses a face filling a
 # 2048 px portrait at 1x (its largest anchors are smaller), and MTCNN's pyramid is slow there.
-PHOTO_SCALE = {"portrait_a.jpg": 0.25, "portrait_b.jpg": 0.25, "multiface.jpg": 0.5, "city.jpg": 1.0}
+PHOTO_SCALE = {
+    "portrait_a.jpg": 0.25,
+    "portrait_b.jpg": 0.25,
+    "multiface.jpg": 0.5,
+    "city.jpg": 1.0,
+}
 MIN_FACES = {"portrait_a.jpg": 1, "portrait_b.jpg": 1, "multiface.jpg": 4, "city.jpg": 3}
 
 

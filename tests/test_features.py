@@ -63,10 +63,16 @@ def test_features_flip_and_normalize_match_manual(samples):
     f = extract_features(model, samples, batch_size=2, **kw)
     assert f.shape == (5, 5) and f.dtype == torch.float32
     torch.testing.assert_close(f, plain, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(extract_features(model, samples, flip=True, batch_size=3, **kw), flipped,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        extract_features(model, samples, flip=True, batch_size=3, **kw),
+        flipped,
+        atol=1e-5,
+        rtol=1e-5,
+    )
     fn = extract_features(model, samples, flip=True, normalize=True, **kw)
-    torch.testing.assert_close(fn, torch.nn.functional.normalize(flipped, dim=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        fn, torch.nn.functional.normalize(flipped, dim=1), atol=1e-5, rtol=1e-5
+    )
     torch.testing.assert_close(fn.norm(dim=1), torch.ones(5))
     assert not model.training
 
@@ -86,20 +92,34 @@ def test_anonymizer_applied_to_unit_range_images_before_normalisation(samples):
         return out
 
     # one face box per image for the first two images, in original pixels (20x10 images)
-    boxes = {samples[0].path: np.array([[0, 0, 5, 10]], np.float32),
-             samples[1].path: np.array([[5, 10, 10, 20]], np.float32)}
-    f = extract_features(model, samples, size=SIZE, mean=MEAN, std=STD, boxes=boxes,
-                         anonymizer=anonymizer, batch_size=8, progress=False)
+    boxes = {
+        samples[0].path: np.array([[0, 0, 5, 10]], np.float32),
+        samples[1].path: np.array([[5, 10, 10, 20]], np.float32),
+    }
+    f = extract_features(
+        model,
+        samples,
+        size=SIZE,
+        mean=MEAN,
+        std=STD,
+        boxes=boxes,
+        anonymizer=anonymizer,
+        batch_size=8,
+        progress=False,
+    )
     lo, hi = seen["range"]
     assert 0.0 <= lo and hi <= 1.0  # the anonymizer got [0, 1] images, not normalised ones
-    torch.testing.assert_close(seen["boxes"][0, 0], torch.tensor([0.0, 0.0, 4.0, 8.0]))  # x0.8 resize
+    torch.testing.assert_close(
+        seen["boxes"][0, 0], torch.tensor([0.0, 0.0, 4.0, 8.0])
+    )  # x0.8 resize
     assert seen["valid"][:, 0].tolist() == [True, True, False, False, False]
 
     def fill(box):
         def apply(x):
             x = x.clone()
-            x[:, :, box[1]:box[3], box[0]:box[2]] = 0.5
+            x[:, :, box[1] : box[3], box[0] : box[2]] = 0.5
             return x
+
         return apply
 
     anon = [fill((0, 0, 4, 8)), fill((4, 8, 8, 16)), None, None, None]
@@ -137,6 +157,7 @@ def test_evaluate_on_synthetic(synthetic_root, tmp_path):
 
     ds = build_dataset("synthetic", synthetic_root)
     model = TinyNet(size=(32, 16))
+
     def invert(x, b, v):  # a stand-in "anonymizer" for the queries only
         return 1.0 - x
 
@@ -146,8 +167,13 @@ def test_evaluate_on_synthetic(synthetic_root, tmp_path):
     qf = extract_features(model, ds.query, anonymizer=invert, **kw)
     gf = extract_features(model, ds.gallery, **kw)
     d = pairwise_distance(qf, gf)
-    m = rank_metrics(d, [s.pid for s in ds.query], [s.pid for s in ds.gallery],
-                     [s.camid for s in ds.query], [s.camid for s in ds.gallery])
+    m = rank_metrics(
+        d,
+        [s.pid for s in ds.query],
+        [s.pid for s in ds.gallery],
+        [s.camid for s in ds.query],
+        [s.camid for s in ds.gallery],
+    )
     assert res.metrics["mAP"] == pytest.approx(m.mAP, abs=1e-6)
     assert res.metrics["rank1"] == pytest.approx(m.rank1, abs=1e-6)
     np.testing.assert_allclose(res.per_query["ap"], m.ap, atol=1e-6)
@@ -169,8 +195,18 @@ def test_evaluate_on_synthetic(synthetic_root, tmp_path):
     assert row["mAP"] == res.metrics["mAP"] and row["runtime.batch_size"] == 64
     json.loads(row["input_size"])
     # re-ranking, cosine, flip, trapezoid AP: runs and records its settings
-    rr = evaluate(model, ds, progress=False, rerank=True, distance="cosine", flip=True,
-                  normalize=True, ap="trapezoid", k1=5, k2=2)
+    rr = evaluate(
+        model,
+        ds,
+        progress=False,
+        rerank=True,
+        distance="cosine",
+        flip=True,
+        normalize=True,
+        ap="trapezoid",
+        k1=5,
+        k2=2,
+    )
     assert rr.settings["rerank_params"] == {"k1": 5, "k2": 2, "lambda": 0.3}
     assert rr.settings["flip"] == "sum" and rr.settings["ap"] == "trapezoid"
     assert 0.0 <= rr.metrics["mAP"] <= 1.0
@@ -181,10 +217,12 @@ def test_channels_last_fallback_for_models_that_need_nchw(samples):
         def forward(self, x):  # .view fails on a channels_last tensor
             return self.fc(x.view(x.shape[0], -1))
 
-    ref = extract_features(TinyNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False,
-                           channels_last=False)
+    ref = extract_features(
+        TinyNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False, channels_last=False
+    )
     out = extract_features(ViewNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(RuntimeError):  # asked for explicitly: no silent fallback
-        extract_features(ViewNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False,
-                         channels_last=True)
+        extract_features(
+            ViewNet(), samples, size=SIZE, mean=MEAN, std=STD, progress=False, channels_last=True
+        )

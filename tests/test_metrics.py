@@ -35,7 +35,9 @@ def brute_force(d, qp, gp, qc, gc, max_rank=50):
             if inter == P:
                 break
         cmc = [1.0 if hits[0] <= k else 0.0 for k in range(1, max_rank + 1)]
-        out.append({"ap": ap, "trap": ap_trap, "inp": P / hits[-1], "first": hits[0], "cmc": cmc, "P": P})
+        out.append(
+            {"ap": ap, "trap": ap_trap, "inp": P / hits[-1], "first": hits[0], "cmc": cmc, "P": P}
+        )
     return out
 
 
@@ -191,7 +193,9 @@ def test_single_gallery_shot():
     d = np.array([[0.1, 0.05, 0.5]])
     c = single_gallery_shot_cmc(d, [1], [1, 2, 2], [0], [1, 1, 1], max_rank=2, repeats=2000, seed=1)
     assert c[0] == pytest.approx(0.5, abs=0.04) and c[1] == 1.0
-    c2 = single_gallery_shot_cmc(d, [1], [1, 2, 2], [0], [1, 1, 1], max_rank=2, repeats=2000, seed=1)
+    c2 = single_gallery_shot_cmc(
+        d, [1], [1, 2, 2], [0], [1, 1, 1], max_rank=2, repeats=2000, seed=1
+    )
     np.testing.assert_array_equal(c, c2)  # seeded
 
 
@@ -208,8 +212,15 @@ def stable_reference(d, qp, gp, qc, gc, max_rank=50):
             out.append(None)
             continue
         i = np.arange(1, len(hits) + 1)
-        out.append({"ranks": hits - 1, "ap": float(np.mean(i / hits)), "inp": len(hits) / hits[-1],
-                    "first": int(hits[0]), "cmc": (hits[0] <= np.arange(1, max_rank + 1)).astype(float)})
+        out.append(
+            {
+                "ranks": hits - 1,
+                "ap": float(np.mean(i / hits)),
+                "inp": len(hits) / hits[-1],
+                "first": int(hits[0]),
+                "cmc": (hits[0] <= np.arange(1, max_rank + 1)).astype(float),
+            }
+        )
     return out
 
 
@@ -221,7 +232,9 @@ def assert_matches_reference(d, qp, gp, qc, gc, max_rank=10, **kw):
     rows, ranks = positive_ranks(d, qp, gp, qc, gc, **kw)
     rv = [r for r in ref if r is not None]
     np.testing.assert_array_equal(ranks, np.concatenate([r["ranks"] for r in rv]) if rv else [])
-    np.testing.assert_array_equal(rows, np.repeat(np.flatnonzero(valid), [len(r["ranks"]) for r in rv]))
+    np.testing.assert_array_equal(
+        rows, np.repeat(np.flatnonzero(valid), [len(r["ranks"]) for r in rv])
+    )
     if rv:
         np.testing.assert_allclose(m.ap[valid], [r["ap"] for r in rv], rtol=0, atol=1e-12)
         np.testing.assert_allclose(m.inp[valid], [r["inp"] for r in rv], rtol=0, atol=1e-12)
@@ -244,7 +257,9 @@ def test_infinities_match_stable_argsort_reference(dtype):
         same = qp[:, None] == gp[None]
         valid_pos = same & (qc[:, None] != gc[None])
         n_inf_positive_rows += int(((d == np.inf) & valid_pos).any(1).sum())
-        assert_matches_reference(d, qp, gp, qc, gc, chunk_elements=int(rng.choice([1, 50, 1 << 20])))
+        assert_matches_reference(
+            d, qp, gp, qc, gc, chunk_elements=int(rng.choice([1, 50, 1 << 20]))
+        )
     assert n_inf_positive_rows > 100  # the case the old code got wrong is well covered
 
 
@@ -254,8 +269,12 @@ def test_inf_positives_tie_with_inf_negatives_hand_case():
     #   pid: 1     2    3     1 (cam 0)  1     1    -1          0        4
     #   d:   +inf  0.5  +inf  +inf junk  +inf  0.2  +inf junk   -inf     -inf
     inf = np.inf
-    d = np.array([[inf, 0.5, inf, inf, inf, 0.2, inf, -inf, -inf],
-                  [inf, 0.5, inf, inf, inf, 0.2, inf, -inf, -inf]])
+    d = np.array(
+        [
+            [inf, 0.5, inf, inf, inf, 0.2, inf, -inf, -inf],
+            [inf, 0.5, inf, inf, inf, 0.2, inf, -inf, -inf],
+        ]
+    )
     gp = np.array([1, 2, 3, 1, 1, 1, -1, 0, 4])
     gc = np.array([1, 1, 1, 0, 2, 1, 1, 1, 1])
     # valid order: 7 (-inf), 8 (-inf), 5 (0.2, +), 1 (0.5), 0 (+inf, +), 2 (+inf), 4 (+inf, +);
@@ -314,8 +333,10 @@ def test_nan_distances_are_rejected_with_count_and_rows():
                 x[r, c] = np.nan
             rows = sorted({r for r, _ in counted})
             n = len(counted)
-            msg = (f"{n} NaN distance{'s' if n > 1 else ''} in {len(rows)} query "
-                   f"row{'s' if len(rows) > 1 else ''} \\({', '.join(map(str, rows))}\\)")
+            msg = (
+                f"{n} NaN distance{'s' if n > 1 else ''} in {len(rows)} query "
+                f"row{'s' if len(rows) > 1 else ''} \\({', '.join(map(str, rows))}\\)"
+            )
             for ce in (1, 1 << 20):
                 with pytest.raises(ValueError, match=msg):
                     positive_ranks(x, qp, gp, qc, gc, chunk_elements=ce)
@@ -325,7 +346,9 @@ def test_nan_distances_are_rejected_with_count_and_rows():
                 single_gallery_shot_cmc(x, qp, gp, qc, gc)
     # many rows: the first five are named; 3 of the 5 items of each row are ranked
     x = np.full((9, 5), np.nan)
-    with pytest.raises(ValueError, match=r"27 NaN distances in 9 query rows \(0, 1, 2, 3, 4, \.\.\.\)"):
+    with pytest.raises(
+        ValueError, match=r"27 NaN distances in 9 query rows \(0, 1, 2, 3, 4, \.\.\.\)"
+    ):
         rank_metrics(x, np.ones(9, int), gp, np.zeros(9, int), gc)
 
 
@@ -342,18 +365,35 @@ def test_nan_at_removed_items_is_never_looked_at():
             got = positive_ranks(x, qp, gp, qc, gc, chunk_elements=ce)
             np.testing.assert_array_equal(ref[0], got[0])
             np.testing.assert_array_equal(ref[1], got[1])
-        np.testing.assert_array_equal(single_gallery_shot_cmc(d, qp, gp, qc, gc, repeats=2),
-                                      single_gallery_shot_cmc(x, qp, gp, qc, gc, repeats=2))
+        np.testing.assert_array_equal(
+            single_gallery_shot_cmc(d, qp, gp, qc, gc, repeats=2),
+            single_gallery_shot_cmc(x, qp, gp, qc, gc, repeats=2),
+        )
 
 
-@pytest.mark.parametrize("base", [1 << 24, -(1 << 24) - 3, (1 << 31) - 6, (1 << 32) - 6, 1 << 40,
-                                  -(1 << 40), 1 << 60, (1 << 63) - 6, (1 << 64) - 6])
+@pytest.mark.parametrize(
+    "base",
+    [
+        1 << 24,
+        -(1 << 24) - 3,
+        (1 << 31) - 6,
+        (1 << 32) - 6,
+        1 << 40,
+        -(1 << 40),
+        1 << 60,
+        (1 << 63) - 6,
+        (1 << 64) - 6,
+    ],
+)
 def test_integer_distances_are_ranked_exactly(base):
     """Values base + 0..5 differ by 1; float32 (before: any int of <= 4 bytes) cannot tell
     2^24 + 1 from 2^24, float64 cannot above 2^53."""
     rng = np.random.default_rng(abs(base) % 1000)
-    dtypes = [dt for dt in (np.int32, np.uint32, np.int64, np.uint64)
-              if np.iinfo(dt).min <= base and base + 5 <= np.iinfo(dt).max]
+    dtypes = [
+        dt
+        for dt in (np.int32, np.uint32, np.int64, np.uint64)
+        if np.iinfo(dt).min <= base and base + 5 <= np.iinfo(dt).max
+    ]
     assert dtypes
     for dt in dtypes:
         n_checked = 0

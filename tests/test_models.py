@@ -21,7 +21,13 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-EXPECTED_DIM = {"bot_r50": 2048, "pcb_r50": 1536, "mgn_r50": 2048, "mobilenetv3_l": 1280, "tiny": 128}
+EXPECTED_DIM = {
+    "bot_r50": 2048,
+    "pcb_r50": 1536,
+    "mgn_r50": 2048,
+    "mobilenetv3_l": 1280,
+    "tiny": 128,
+}
 DEFAULT_SIZE = {"pcb_r50": (384, 128), "mgn_r50": (384, 128), "tiny": (128, 64)}  # others 256x128
 # CPU time: one ResNet-50 runs at its full 384x128 input; the others at a smaller valid size
 TEST_SIZE = {"pcb_r50": None, "mgn_r50": (192, 64), "tiny": None}
@@ -111,7 +117,9 @@ def test_fastreid_checkpoint_maps_onto_bnneck(tmp_path):
     src = _randomised(build_model("tiny", num_classes=6))
     fr = {}
     for k, v in src.state_dict().items():
-        k = k.replace("neck.bn.", "heads.bottleneck.0.").replace("neck.classifier.weight", "heads.weight")
+        k = k.replace("neck.bn.", "heads.bottleneck.0.").replace(
+            "neck.classifier.weight", "heads.weight"
+        )
         fr[k] = v
     torch.save({"model": fr, "iteration": 10}, tmp_path / "model_final.pth")
     dst = build_model("tiny", num_classes=6)
@@ -136,8 +144,9 @@ def test_osnet_loads_torchreid_weights_strictly():
     m.load_state_dict(raw, strict=True)  # torchreid's names and shapes, every key
     assert set(m.state_dict()) == set(raw)
     r = load_checkpoint(build_model("osnet_x0_25", num_classes=0), path)
-    assert r["dropped_classifier"] == ["classifier.bias", "classifier.weight"] or \
-        sorted(r["dropped_classifier"]) == ["classifier.bias", "classifier.weight"]
+    assert r["dropped_classifier"] == ["classifier.bias", "classifier.weight"] or sorted(
+        r["dropped_classifier"]
+    ) == ["classifier.bias", "classifier.weight"]
     assert [k for k in r["missing"] if "classifier" not in k] == [] and r["unexpected"] == []
     m2 = build_model("osnet_x0_25", pretrained=str(path))
     assert m2.pretrained_source == f"file:{path}"
@@ -162,7 +171,9 @@ def test_pretrained_from_local_file(tmp_path):
 
     ref = _randomised(timm.create_model("resnet10t", pretrained=False))
     torch.save(ref.state_dict(), tmp_path / "r10t.pth")
-    m, src = baselines.create_timm("resnet10t", pretrained=str(tmp_path / "r10t.pth"), num_classes=0)
+    m, src = baselines.create_timm(
+        "resnet10t", pretrained=str(tmp_path / "r10t.pth"), num_classes=0
+    )
     assert src == f"file:{tmp_path / 'r10t.pth'}"
     assert torch.equal(m.conv1[0].weight, ref.conv1[0].weight)
     with pytest.raises(ModelError, match="expected a file"):

@@ -25,7 +25,11 @@ def test_osnet_x0_25_market1501_matches_model_zoo():
 
     model = build_model("osnet_x0_25", num_classes=751)
     report = load_checkpoint(model, weights)
-    assert report["missing"] == [] and report["unexpected"] == [] and report["dropped_classifier"] == []
+    assert (
+        report["missing"] == []
+        and report["unexpected"] == []
+        and report["dropped_classifier"] == []
+    )
     model.eval()
     ds = build_dataset("market1501", market)
     # On the project's shared 2-core machines one torch thread ran OSNet 6x faster than two
@@ -33,8 +37,18 @@ def test_osnet_x0_25_market1501_matches_model_zoo():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = evaluate(model, ds, distance="euclidean", normalize=False, flip=False, ap="standard",
-                       rerank=False, size=(256, 128), progress=False, checkpoint=str(weights))
+        res = evaluate(
+            model,
+            ds,
+            distance="euclidean",
+            normalize=False,
+            flip=False,
+            ap="standard",
+            rerank=False,
+            size=(256, 128),
+            progress=False,
+            checkpoint=str(weights),
+        )
     finally:
         torch.set_num_threads(threads)
     mAP, r1 = 100 * res.metrics["mAP"], 100 * res.metrics["rank1"]

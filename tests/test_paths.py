@@ -41,7 +41,11 @@ def test_environment_overrides(clean_env, tmp_path):
     clean_env.setenv("REIDLAB_RUNS", str(tmp_path / "r"))
     clean_env.setenv("REIDLAB_DATA", str(tmp_path / "d"))
     clean_env.setenv("REIDLAB_CACHE", str(tmp_path / "c"))
-    assert (paths.runs_dir(), paths.data_dir(), paths.cache_dir()) == (tmp_path / "r", tmp_path / "d", tmp_path / "c")
+    assert (paths.runs_dir(), paths.data_dir(), paths.cache_dir()) == (
+        tmp_path / "r",
+        tmp_path / "d",
+        tmp_path / "c",
+    )
     from reidlab.datasets.synthetic import default_root
     from reidlab.faces.cache import default_cache_dir
 

@@ -18,29 +18,44 @@ def test_ranked_results_frames_follow_brute_force_ranking():
     imgs = [np.zeros((8, 4, 3), np.uint8)] * 7
     fig = ranked_results(imgs[:2], imgs, dist, q_pids, g_pids, q_cams, g_cams, topk=4)
     for r in range(2):
-        ranked = [g for g in np.argsort(dist[r], kind="stable")
-                  if not (g_pids[g] == q_pids[r] and g_cams[g] == q_cams[r])][:4]
+        ranked = [
+            g
+            for g in np.argsort(dist[r], kind="stable")
+            if not (g_pids[g] == q_pids[r] and g_cams[g] == q_cams[r])
+        ][:4]
         expect = ["#1a9850" if g_pids[g] == q_pids[r] else "#d73027" for g in ranked]
-        axes = fig.axes[r * 5 + 1: r * 5 + 5]
+        axes = fig.axes[r * 5 + 1 : r * 5 + 5]
         got = [matplotlib.colors.to_hex(ax.spines["top"].get_edgecolor()) for ax in axes]
         assert got == expect
 
 
 def test_crop_grid_draws_one_rectangle_per_box():
     imgs = [np.zeros((16, 8, 3), np.uint8)] * 3
-    fig = crop_grid(imgs, [np.array([[1, 1, 4, 4]]), np.zeros((0, 4)), np.array([[0, 0, 2, 2, 0.9], [3, 3, 5, 5, 0.5]])])
+    fig = crop_grid(
+        imgs,
+        [
+            np.array([[1, 1, 4, 4]]),
+            np.zeros((0, 4)),
+            np.array([[0, 0, 2, 2, 0.9], [3, 3, 5, 5, 0.5]]),
+        ],
+    )
     assert [len(ax.patches) for ax in fig.axes[:3]] == [1, 0, 2]
 
 
 def test_delta_plot_error_bars_match_ci():
     import pandas as pd
 
-    df = pd.DataFrame({"condition": ["blur", "zero"], "delta": [-1.0, -2.0], "ci_low": [-1.5, -3.0],
-                       "ci_high": [-0.5, -1.0]})
+    df = pd.DataFrame(
+        {
+            "condition": ["blur", "zero"],
+            "delta": [-1.0, -2.0],
+            "ci_low": [-1.5, -3.0],
+            "ci_high": [-0.5, -1.0],
+        }
+    )
     fig = delta_plot(df)
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == [-1.0, -2.0]
-
 
 
 def test_explorer_data_moves_boxes_with_resized_crops(tmp_path, monkeypatch):
@@ -59,8 +74,10 @@ def test_explorer_data_moves_boxes_with_resized_crops(tmp_path, monkeypatch):
 
     class Fixed:  # one box at a fixed relative position in each image
         def detect_batch(self, arrays):
-            return [np.array([[a.shape[1] / 4, 0, a.shape[1] / 2, a.shape[0] / 8, 0.9]], np.float32)
-                    for a in arrays]
+            return [
+                np.array([[a.shape[1] / 4, 0, a.shape[1] / 2, a.shape[0] / 8, 0.9]], np.float32)
+                for a in arrays
+            ]
 
     monkeypatch.setattr(faces, "build_detector", lambda name, **kw: Fixed())
     data = load_explorer_data(ds, n=2, detector="fixed")

@@ -49,7 +49,9 @@ def test_compare_to_baseline_per_model_with_holm():
         base = rng.uniform(0.2, 1.0, 300)
         for cond, shift in (("original", 0.0), ("blur", -0.05), ("same", 0.0)):
             ap = base + shift
-            rows += [{"condition": cond, "model": model, "query": i, "ap": v} for i, v in enumerate(ap)]
+            rows += [
+                {"condition": cond, "model": model, "query": i, "ap": v} for i, v in enumerate(ap)
+            ]
     out = compare_to_baseline(pd.DataFrame(rows), baseline="original", by=("condition", "model"))
     assert len(out) == 4
     blur = out[out.condition == "blur"]
@@ -65,8 +67,14 @@ def test_effects_model_recovers_method_cost():
     for seed in range(5):
         for model, mb in (("a", 60.0), ("b", 70.0)):
             for method, cost in (("none", 0.0), ("blur", -1.0), ("zero", -1.25)):
-                rows.append({"seed": seed, "model": model, "method": method,
-                             "mAP": mb + cost + rng.normal(0, 0.05)})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "model": model,
+                        "method": method,
+                        "mAP": mb + cost + rng.normal(0, 0.05),
+                    }
+                )
     fit = effects_model(pd.DataFrame(rows), "mAP ~ C(method, Treatment('none')) + C(model)")
     assert fit.params["C(method, Treatment('none'))[T.blur]"] == pytest.approx(-1.0, abs=0.1)
     assert fit.params["C(method, Treatment('none'))[T.zero]"] == pytest.approx(-1.25, abs=0.1)
@@ -76,8 +84,10 @@ def test_compare_to_baseline_keeps_grouping_columns_named_like_outputs():
     rows = []
     for seed in (0, 1):
         for cond, shift in (("original", 0.0), ("blur", -0.1 * (seed + 1))):
-            rows += [{"condition": cond, "seed": seed, "query": i, "ap": 0.5 + 0.001 * i + shift}
-                     for i in range(50)]
+            rows += [
+                {"condition": cond, "seed": seed, "query": i, "ap": 0.5 + 0.001 * i + shift}
+                for i in range(50)
+            ]
     out = compare_to_baseline(pd.DataFrame(rows), baseline="original", by=("condition", "seed"))
     assert sorted(out["seed"]) == [0, 1]
     assert out.set_index("seed")["delta"].round(6).to_dict() == {0: -10.0, 1: -20.0}

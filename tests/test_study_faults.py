@@ -15,9 +15,16 @@ from reidlab.study import write_report
 
 
 def test_failing_cells_are_recorded_and_the_rest_of_the_grid_runs(synthetic_root, tmp_path):
-    cfg = ExperimentConfig(root=str(synthetic_root), models=("tiny", "no_such_model"),
-                           methods=("zero", "bogus"), retrain=(), seeds=(0,), epochs=1,
-                           train_options={"batch_p": 4, "iters_per_epoch": 2}, out_dir=str(tmp_path))
+    cfg = ExperimentConfig(
+        root=str(synthetic_root),
+        models=("tiny", "no_such_model"),
+        methods=("zero", "bogus"),
+        retrain=(),
+        seeds=(0,),
+        epochs=1,
+        train_options={"batch_p": 4, "iters_per_epoch": 2},
+        out_dir=str(tmp_path),
+    )
     results, per_query = run_experiment(cfg, progress=False)
     table = results.set_index(["model", "condition"])["status"]
     conditions = ["original", "zero", "zero (query only)", "bogus", "bogus (query only)"]
@@ -44,7 +51,11 @@ def _notebook(path, code: str) -> None:
     params = nbformat.v4.new_code_cell("smoke = False\nout_dir = None\ndata_root = None")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(code)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, str(path))
 
 
@@ -67,15 +78,30 @@ def test_study_runs_every_notebook_and_reports_every_failure(synthetic_root, tmp
     nbs.mkdir()
     _notebook(nbs / "a_grid.ipynb", GRID)
     _notebook(nbs / "b_killed.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
-    _notebook(nbs / "c_fine.ipynb", "from pathlib import Path\nPath(out_dir).mkdir(parents=True)\n"
-              "(Path(out_dir) / 'ran.txt').write_text('yes')")
+    _notebook(
+        nbs / "c_fine.ipynb",
+        "from pathlib import Path\nPath(out_dir).mkdir(parents=True)\n"
+        "(Path(out_dir) / 'ran.txt').write_text('yes')",
+    )
     runs = tmp_path / "runs"
-    code = main(["study", *(str(p) for p in sorted(nbs.glob("*.ipynb"))), "--runs-dir", str(runs),
-                 "--run-id", "faults", "-p", f"data_root={json.dumps(str(synthetic_root))}"])
+    code = main(
+        [
+            "study",
+            *(str(p) for p in sorted(nbs.glob("*.ipynb"))),
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "faults",
+            "-p",
+            f"data_root={json.dumps(str(synthetic_root))}",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     run = runs / "faults"
-    assert (run / "c_fine" / "ran.txt").read_text() == "yes"  # the notebook after the dead kernel ran
+    assert (
+        run / "c_fine" / "ran.txt"
+    ).read_text() == "yes"  # the notebook after the dead kernel ran
     summary = json.loads((run / "summary.json").read_text())
     status = {e["notebook"]: e["status"] for e in summary["notebooks"]}
     assert status == {"a_grid.ipynb": "failed", "b_killed.ipynb": "failed", "c_fine.ipynb": "ok"}
@@ -85,7 +111,9 @@ def test_study_runs_every_notebook_and_reports_every_failure(synthetic_root, tmp
     assert "ExperimentError" in grid["error"]
     assert [(c["model"], c["condition"]) for c in summary["failed_cells"]] == [("tiny", "bogus")]
     report = (run / "report.md").read_text()
-    assert "b_killed.ipynb" in report and "| failed |" in report and "Failed grid cells (1)" in report
+    assert (
+        "b_killed.ipynb" in report and "| failed |" in report and "Failed grid cells (1)" in report
+    )
     results = pd.read_csv(run / "a_grid" / "results.csv")
     assert list(results["status"]) == ["ok", "ok", "failed"]
     assert "failed cell: a_grid: tiny seed 0 bogus" in out and f"report: {run / 'report.md'}" in out

@@ -32,8 +32,11 @@ TINY = {"num_ids": 4, "images_per_id_per_camera": (1, 2), "num_cameras": 3}
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_different_seed_differs(tmp_path):
@@ -81,8 +84,10 @@ def test_loader_counts_and_market_protocol(synthetic_root):
 def test_face_boxes_agree_with_views(synthetic_root):
     ds = load(synthetic_root)
     boxes = load_face_boxes(synthetic_root)
-    records = {str(Path(synthetic_root).resolve() / r["path"]): r
-               for r in read_face_records(synthetic_root)}
+    records = {
+        str(Path(synthetic_root).resolve() / r["path"]): r
+        for r in read_face_records(synthetic_root)
+    }
     samples = ds.train + ds.query + ds.gallery
     assert set(boxes) == {s.path for s in samples} == set(records)
     views = {r["view"] for r in records.values()}
@@ -109,17 +114,22 @@ def test_face_boxes_cover_something_else_than_background(synthetic_root):
     for r in records:
         img = read_rgb(Path(synthetic_root) / r["path"]).astype(np.float32)
         x1, y1, x2, y2 = (round(v) for v in r["box"])
-        inner = np.median(img[y1 + 1:y2 - 1, x1 + 1:x2 - 1].reshape(-1, 3), axis=0)
+        inner = np.median(img[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].reshape(-1, 3), axis=0)
         w = max(2, (x2 - x1) // 2)
-        ring = np.concatenate([img[y1:y2, max(x1 - w - 2, 0):max(x1 - 2, 1)].reshape(-1, 3),
-                               img[y1:y2, x2 + 2:x2 + w + 2].reshape(-1, 3)])
+        ring = np.concatenate(
+            [
+                img[y1:y2, max(x1 - w - 2, 0) : max(x1 - 2, 1)].reshape(-1, 3),
+                img[y1:y2, x2 + 2 : x2 + w + 2].reshape(-1, 3),
+            ]
+        )
         outer = np.median(ring, axis=0)
         differs += float(np.linalg.norm(inner - outer)) > 20
     assert differs >= 0.85 * len(records)
 
 
-def _head_on_flat(view: str, face_h: float, skin=(200.0, 140.0, 105.0), ss: int = 4,
-                  facing: int = 1):
+def _head_on_flat(
+    view: str, face_h: float, skin=(200.0, 140.0, 105.0), ss: int = 4, facing: int = 1
+):
     """A head on a flat green background (dark hair, given skin), shrunk from ``ss``x."""
     face = R.sample_face(np.random.default_rng(7))
     face = dataclasses.replace(face, skin=skin, hair=(35.0, 25.0, 20.0))
@@ -168,16 +178,26 @@ def test_uniform_fraction_makes_clothes_shared(tmp_path):
     """One camera, one uniform: at fraction 1 every torso looks alike, at 0 they vary."""
     spreads = {}
     for frac in (0.0, 1.0):
-        root = generate(tmp_path / str(frac), num_ids=12, num_cameras=1, cameras_per_id=(1, 1),
-                        images_per_id_per_camera=(2, 2), query_per_id=1, uniform_fraction=frac,
-                        num_uniforms=1, side_fraction=0.0, back_fraction=0.0, seed=5)
+        root = generate(
+            tmp_path / str(frac),
+            num_ids=12,
+            num_cameras=1,
+            cameras_per_id=(1, 1),
+            images_per_id_per_camera=(2, 2),
+            query_per_id=1,
+            uniform_fraction=frac,
+            num_uniforms=1,
+            side_fraction=0.0,
+            back_fraction=0.0,
+            seed=5,
+        )
         recs = read_face_records(root)
         assert all((r["uniform"] == 0) == (frac == 1.0) for r in recs)
         torsos = []
         for r in recs:
             img = read_rgb(root / r["path"]).astype(np.float32)
             y = int(r["box"][3]) + 10  # just below the chin: the top's upper part
-            torsos.append(np.median(img[y:y + 8, 26:38].reshape(-1, 3), axis=0))
+            torsos.append(np.median(img[y : y + 8, 26:38].reshape(-1, 3), axis=0))
         spreads[frac] = float(np.std(np.array(torsos), axis=0).mean())
     assert spreads[1.0] < 0.5 * spreads[0.0], spreads
 
@@ -193,7 +213,7 @@ def test_ensure_synthetic_caches_and_regenerates(tmp_path, monkeypatch):
     first = (root / CONFIG).read_text()
     assert len(calls) == 1 and json.loads(first)["num_ids"] == 4
     assert ensure_synthetic(root, **TINY) == root and len(calls) == 1  # cached
-    ensure_synthetic(root, **{**TINY, "seed": 1})                      # config changed
+    ensure_synthetic(root, **{**TINY, "seed": 1})  # config changed
     assert len(calls) == 2 and json.loads((root / CONFIG).read_text())["seed"] == 1
     assert sorted(p.name for p in root.parent.iterdir()) == ["tiny"]  # no temp leftovers
     # default root: $REIDLAB_DATA/synthetic/<hash>, stable for the same config
@@ -240,8 +260,24 @@ def test_cli_generates_and_prints(tmp_path, capsys):
     from reidlab.cli import main
 
     root = tmp_path / "cli"
-    assert main(["synthetic", str(root), "--num-ids", "4", "--num-cameras", "2",
-                 "--images-per-camera", "1", "2", "--uniform-fraction", "1"]) == 0
+    assert (
+        main(
+            [
+                "synthetic",
+                str(root),
+                "--num-ids",
+                "4",
+                "--num-cameras",
+                "2",
+                "--images-per-camera",
+                "1",
+                "2",
+                "--uniform-fraction",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "train" in out and "query" in out and "uniform_fraction 1.0" in out
     assert json.loads((root / CONFIG).read_text())["uniform_fraction"] == 1.0

@@ -15,8 +15,16 @@ from reidlab.training.losses import ReIDLoss, batch_hard_triplet, cross_entropy_
 from reidlab.training.sampler import PKBatchSampler
 from reidlab.training.transforms import PairAugment
 
-FAST = {"model": "tiny", "dataset": "synthetic", "progress": False, "cpu_threads": 1,
-        "final_eval": False, "batch_p": 4, "batch_k": 4, "random_erasing": 0.0}
+FAST = {
+    "model": "tiny",
+    "dataset": "synthetic",
+    "progress": False,
+    "cpu_threads": 1,
+    "final_eval": False,
+    "batch_p": 4,
+    "batch_k": 4,
+    "random_erasing": 0.0,
+}
 
 
 # ---------------------------------------------------------------- losses
@@ -30,7 +38,9 @@ def test_label_smoothing_ce_matches_manual_formula():
     q[torch.arange(5), y] += 1 - eps
     manual = -(q * logp).sum(1).mean()
     assert torch.allclose(cross_entropy_ls(logits, y, eps), manual, atol=1e-6)
-    assert torch.allclose(cross_entropy_ls(logits, y, 0.0), -logp[torch.arange(5), y].mean(), atol=1e-6)
+    assert torch.allclose(
+        cross_entropy_ls(logits, y, 0.0), -logp[torch.arange(5), y].mean(), atol=1e-6
+    )
 
 
 def test_batch_hard_triplet_four_samples_by_hand():
@@ -52,7 +62,9 @@ def test_reid_loss_sums_terms_and_handles_part_lists():
     lg, f = torch.randn(4, 3), torch.randn(4, 8)
     crit = ReIDLoss(3, 8, label_smoothing=0.1, triplet_weight=1.0, triplet_margin=0.3)
     total, _ = crit({"logits": lg, "features": f}, y)
-    assert math.isclose(float(total), float(cross_entropy_ls(lg, y) + batch_hard_triplet(f, y)), rel_tol=1e-6)
+    assert math.isclose(
+        float(total), float(cross_entropy_ls(lg, y) + batch_hard_triplet(f, y)), rel_tol=1e-6
+    )
     total2, _ = crit({"logits": [lg, lg * 2], "features": [f, f]}, y)
     ref = (cross_entropy_ls(lg, y) + cross_entropy_ls(lg * 2, y)) / 2 + batch_hard_triplet(f, y)
     assert math.isclose(float(total2), float(ref), rel_tol=1e-6)
@@ -60,7 +72,11 @@ def test_reid_loss_sums_terms_and_handles_part_lists():
     tot_c, parts_c = crit_c({"logits": lg, "features": f}, y)
     cen = ((f - crit_c.center.centers[y]) ** 2).sum(1).mean()
     assert math.isclose(parts_c["center"], float(cen.detach()), rel_tol=1e-5)
-    assert math.isclose(float(tot_c.detach()), parts_c["ce"] + parts_c["triplet"] + 0.5 * parts_c["center"], rel_tol=1e-5)
+    assert math.isclose(
+        float(tot_c.detach()),
+        parts_c["ce"] + parts_c["triplet"] + 0.5 * parts_c["center"],
+        rel_tol=1e-5,
+    )
 
 
 # ---------------------------------------------------------------- sampler
@@ -101,12 +117,19 @@ def test_pk_sampler_ranks_split_the_global_batches():
 
 # ---------------------------------------------------------------- schedule
 def test_schedule_values():
-    c = TrainConfig(epochs=10, warmup_epochs=4, warmup_factor=0.01, schedule="step", milestones=[6, 8], gamma=0.1)
+    c = TrainConfig(
+        epochs=10,
+        warmup_epochs=4,
+        warmup_factor=0.01,
+        schedule="step",
+        milestones=[6, 8],
+        gamma=0.1,
+    )
     vals = [lr_factor(e, c) for e in range(10)]
     assert np.allclose(vals[:4], [0.01, 0.01 + 0.99 / 4, 0.01 + 0.99 / 2, 0.01 + 0.99 * 3 / 4])
     assert np.allclose(vals[4:], [1, 1, 0.1, 0.1, 0.01, 0.01])
     assert lr_factor(0, TrainConfig(epochs=1)) == 1.0  # default milestones never cut epoch 1
-    assert [lr_factor(e, TrainConfig(epochs=8)) for e in (3, 4, 5, 6)] == [1.0, 0.1, 0.1, 0.1 ** 2]
+    assert [lr_factor(e, TrainConfig(epochs=8)) for e in (3, 4, 5, 6)] == [1.0, 0.1, 0.1, 0.1**2]
     c2 = TrainConfig(epochs=10, warmup_epochs=0, schedule="cosine")
     assert np.allclose([lr_factor(e, c2) for e in (0, 5, 10)], [1.0, 0.5, 0.0])
     with pytest.raises(TrainingError, match="unknown schedule"):
@@ -154,8 +177,16 @@ def test_tiny_model_learns_synthetic_identities(syn40, tmp_path):
         torch.manual_seed(seed)
         chance.append(evaluate(build_model("tiny", 20).eval(), ds, progress=False).metrics["mAP"])
     chance = float(np.mean(chance))
-    cfg = TrainConfig(**{**FAST, "batch_p": 8, "final_eval": True}, root=syn40, epochs=8, iters_per_epoch=8,
-                      lr=1e-2, schedule="cosine", pad=4, out_dir=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        **{**FAST, "batch_p": 8, "final_eval": True},
+        root=syn40,
+        epochs=8,
+        iters_per_epoch=8,
+        lr=1e-2,
+        schedule="cosine",
+        pad=4,
+        out_dir=str(tmp_path / "run"),
+    )
     res = train(cfg)
     m = res["metrics"]["mAP"]
     assert m > chance + 0.12 and m > 2.5 * chance, (m, chance)
@@ -171,17 +202,30 @@ def test_resume_continues_from_saved_epoch(syn40, tmp_path):
     assert [h["epoch"] for h in first["history"]] == [1, 2]
     ck = torch.load(tmp_path / "r" / "checkpoint.pth", weights_only=False)
     assert ck["epoch"] == 2 and {"optimizer", "scheduler", "config", "state_dict"} <= set(ck)
-    second = train(TrainConfig(**FAST, root=syn40, epochs=3, iters_per_epoch=2, out_dir=out, resume=True))
+    second = train(
+        TrainConfig(**FAST, root=syn40, epochs=3, iters_per_epoch=2, out_dir=out, resume=True)
+    )
     assert [h["epoch"] for h in second["history"]] == [1, 2, 3]
     assert second["history"][:2] == first["history"]
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 3
     with pytest.raises(TrainingError, match="expected a checkpoint"):
-        train(TrainConfig(**FAST, root=syn40, epochs=1, out_dir=str(tmp_path / "none"), resume=True))
+        train(
+            TrainConfig(**FAST, root=syn40, epochs=1, out_dir=str(tmp_path / "none"), resume=True)
+        )
 
 
 def test_anonymized_training_records_settings(syn40, tmp_path):
-    res = train(TrainConfig(**FAST, root=syn40, epochs=1, iters_per_epoch=1, out_dir=str(tmp_path / "a"),
-                            anonymizer={"method": "fill"}, boxes="oracle"))
+    res = train(
+        TrainConfig(
+            **FAST,
+            root=syn40,
+            epochs=1,
+            iters_per_epoch=1,
+            out_dir=str(tmp_path / "a"),
+            anonymizer={"method": "fill"},
+            boxes="oracle",
+        )
+    )
     assert res["anonymizer"]["method"] == "fill"
     assert res["config"]["anonymizer"] == {"method": "fill"}
 
@@ -192,7 +236,11 @@ def test_out_of_memory_is_reraised_with_advice(syn40, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ReIDLoss, "forward", boom)
     with pytest.raises(TrainingError, match="lower --batch-p"):
-        train(TrainConfig(**FAST, root=syn40, epochs=1, iters_per_epoch=1, out_dir=str(tmp_path / "o")))
+        train(
+            TrainConfig(
+                **FAST, root=syn40, epochs=1, iters_per_epoch=1, out_dir=str(tmp_path / "o")
+            )
+        )
 
 
 def test_unknown_option_is_rejected():
@@ -203,11 +251,15 @@ def test_unknown_option_is_rejected():
 def test_ddp_gloo_two_processes_end_with_identical_weights(syn40, tmp_path):
     from reidlab.training.ddp import launch_local
 
-    cfg = TrainConfig(**FAST, root=syn40, epochs=1, iters_per_epoch=2, out_dir=str(tmp_path / "d"), device="cpu")
+    cfg = TrainConfig(
+        **FAST, root=syn40, epochs=1, iters_per_epoch=2, out_dir=str(tmp_path / "d"), device="cpu"
+    )
     launch_local(cfg, nprocs=2, dump_dir=tmp_path)
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    init = __import__("reidlab.models", fromlist=["build_model"]).build_model("tiny", 20).state_dict()
+    init = (
+        __import__("reidlab.models", fromlist=["build_model"]).build_model("tiny", 20).state_dict()
+    )
     names = [k for k in w0 if "running" not in k and "num_batches" not in k]
     assert names and all(torch.equal(w0[k], w1[k]) for k in names)
     assert any(not torch.equal(w0[k], init[k]) for k in names)  # it did train
@@ -219,8 +271,21 @@ def test_ddp_gloo_two_processes_end_with_identical_weights(syn40, tmp_path):
 def test_cli_train_with_recipe(syn40, tmp_path, capsys):
     from reidlab.cli import main
 
-    rc = main(["train", "--recipe", "tiny", "--root", syn40, "--epochs", "1", "--iters", "1",
-               "--out", str(tmp_path / "cli")])
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "tiny",
+            "--root",
+            syn40,
+            "--epochs",
+            "1",
+            "--iters",
+            "1",
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
     assert rc == 0
     saved = json.loads((tmp_path / "cli" / "result.json").read_text())
     assert saved["config"]["lr"] == 1e-2 and saved["config"]["epochs"] == 1
@@ -247,8 +312,14 @@ def test_resume_reads_weights_only_and_refuses_pickled_code(syn40, tmp_path):
     from reidlab.models import build_model, load_checkpoint
 
     out = tmp_path / "w"
-    cfg = dict(FAST, root=syn40, iters_per_epoch=1, out_dir=str(out), lr=np.float64(1e-2),
-               gamma=np.float64(0.5))
+    cfg = dict(
+        FAST,
+        root=syn40,
+        iters_per_epoch=1,
+        out_dir=str(out),
+        lr=np.float64(1e-2),
+        gamma=np.float64(0.5),
+    )
     first = train(TrainConfig(**cfg, epochs=1))
     ck = torch.load(out / "checkpoint.pth", weights_only=True)  # raises if objects were pickled
     assert ck["epoch"] == 1 and ck["config"]["lr"] == 1e-2 and type(ck["config"]["lr"]) is float
@@ -257,17 +328,31 @@ def test_resume_reads_weights_only_and_refuses_pickled_code(syn40, tmp_path):
     assert [h["epoch"] for h in second["history"]] == [1, 2]
     assert second["history"][0] == first["history"][0]
     # the final model.pth goes through the safe path of load_checkpoint
-    report = load_checkpoint(build_model("tiny", num_classes=second["num_classes"]), out / "model.pth")
+    report = load_checkpoint(
+        build_model("tiny", num_classes=second["num_classes"]), out / "model.pth"
+    )
     assert report["trusted"] is False and not report["missing"]
     # a crafted checkpoint: refused in one line, and its code never runs
     marker = tmp_path / "MARKER"
     ck["extra"] = _TouchOnUnpickle(marker)
     torch.save(ck, tmp_path / "crafted.pth")
     with pytest.raises(TrainingError, match="weights_only=True") as e:
-        train(TrainConfig(**{**cfg, "out_dir": str(tmp_path / "c")}, epochs=2, resume=str(tmp_path / "crafted.pth")))
+        train(
+            TrainConfig(
+                **{**cfg, "out_dir": str(tmp_path / "c")},
+                epochs=2,
+                resume=str(tmp_path / "crafted.pth"),
+            )
+        )
     assert "\n" not in str(e.value) and str(tmp_path / "crafted.pth") in str(e.value)
     assert not marker.exists()
     # a weights-only file can't resume: one line instead of a KeyError
     torch.save(ck["state_dict"], tmp_path / "weights.pth")
     with pytest.raises(TrainingError, match="not a reidlab training checkpoint"):
-        train(TrainConfig(**{**cfg, "out_dir": str(tmp_path / "s")}, epochs=2, resume=str(tmp_path / "weights.pth")))
+        train(
+            TrainConfig(
+                **{**cfg, "out_dir": str(tmp_path / "s")},
+                epochs=2,
+                resume=str(tmp_path / "weights.pth"),
+            )
+        )

@@ -154,20 +154,31 @@ def versions() -> dict:
 
     import reidlab
 
-    return {"reidlab": reidlab.__version__, "torch": torch.__version__, "kornia": kornia.__version__,
-            "opencv": cv2.__version__, "numpy": np.__version__}
+    return {
+        "reidlab": reidlab.__version__,
+        "torch": torch.__version__,
+        "kornia": kornia.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def check_destination(src: str | Path, dst: str | Path) -> tuple[Path, Path]:
     """Resolved ``(src, dst)``; raise :class:`ExportError` if DST is SRC, inside it, or contains it."""
     s, d = Path(src).resolve(), Path(dst).resolve()
     if not s.is_dir():
-        raise ExportError(f"source {src}: expected a dataset folder, found {'a file' if s.exists() else 'nothing'}")
+        raise ExportError(
+            f"source {src}: expected a dataset folder, found {'a file' if s.exists() else 'nothing'}"
+        )
     if d == s or s in d.parents:
-        raise ExportError(f"destination {dst} (resolved {d}) is the source folder {s} or inside it; "
-                          "choose a folder outside the source: the source is never modified")
+        raise ExportError(
+            f"destination {dst} (resolved {d}) is the source folder {s} or inside it; "
+            "choose a folder outside the source: the source is never modified"
+        )
     if d in s.parents:
-        raise ExportError(f"destination {dst} (resolved {d}) contains the source folder {s}; choose another folder")
+        raise ExportError(
+            f"destination {dst} (resolved {d}) contains the source folder {s}; choose another folder"
+        )
     return s, d
 
 
@@ -261,9 +272,14 @@ def _face_boxes(raw, height: int, width: int) -> tuple[np.ndarray | None, object
         return None, _jsonable(a)
     a = a[:, :5]
     xs, ys = a[:, [0, 2]], a[:, [1, 3]]
-    ok = (np.isfinite(a).all()
-          and bool((a[:, 2] >= a[:, 0]).all() and (a[:, 3] >= a[:, 1]).all())
-          and bool(((xs >= -width) & (xs <= 2 * width)).all() and ((ys >= -height) & (ys <= 2 * height)).all()))
+    ok = (
+        np.isfinite(a).all()
+        and bool((a[:, 2] >= a[:, 0]).all() and (a[:, 3] >= a[:, 1]).all())
+        and bool(
+            ((xs >= -width) & (xs <= 2 * width)).all()
+            and ((ys >= -height) & (ys <= 2 * height)).all()
+        )
+    )
     if not ok:
         return None, _jsonable(np.asarray(raw, dtype=np.float64))
     if a.shape[1] == 4:
@@ -286,7 +302,9 @@ def _read_journal(path: Path) -> tuple[dict | None, dict[str, dict]]:
                 continue
             try:
                 r = json.loads(line)
-                if not isinstance(r, dict) or (r.get("type") != "header" and not {"rel", "type"} <= r.keys()):
+                if not isinstance(r, dict) or (
+                    r.get("type") != "header" and not {"rel", "type"} <= r.keys()
+                ):
                     raise ValueError("not a journal record")
             except ValueError:  # (a line glued onto a partial one is invalid JSON too)
                 log.warning("%s: ignoring a truncated journal line (interrupted write)", path)
@@ -322,7 +340,7 @@ def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written (a short write is followed by the real error)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fingerprint(path: Path) -> dict:
@@ -360,16 +378,29 @@ def _output_intact(path: Path, r: dict, check_hashes: bool) -> bool:
         return False
 
 
-def _check_resume(src: Path, dst: Path, fmt: str, images: list[str], others: list[str], done: dict[str, dict],
-                  check_hashes: bool) -> tuple[dict[str, dict], dict, list[dict]]:
+def _check_resume(
+    src: Path,
+    dst: Path,
+    fmt: str,
+    images: list[str],
+    others: list[str],
+    done: dict[str, dict],
+    check_hashes: bool,
+) -> tuple[dict[str, dict], dict, list[dict]]:
     """Which journaled files are really done: ``(kept records, counts, tombstone records to journal)``.
 
     A record is kept only if its source is unchanged and its output intact; otherwise the file is
     redone. Outputs of sources that no longer exist are removed (and a ``removed`` record journaled,
     so a later resume does not count them again).
     """
-    stats = {"kept": 0, "redone_output_mismatch": 0, "redone_source_changed": 0, "removed_source_deleted": 0,
-             "retried_unreadable": 0, "checked_hashes": bool(check_hashes)}
+    stats = {
+        "kept": 0,
+        "redone_output_mismatch": 0,
+        "redone_source_changed": 0,
+        "removed_source_deleted": 0,
+        "retried_unreadable": 0,
+        "checked_hashes": bool(check_hashes),
+    }
     present = set(images) | set(others)
     wanted = {output_name(r, fmt) for r in images} | set(others)
     kept: dict[str, dict] = {}
@@ -378,7 +409,9 @@ def _check_resume(src: Path, dst: Path, fmt: str, images: list[str], others: lis
         if rel not in present:
             if r["type"] != "removed":
                 out = r.get("out")
-                if out and out not in wanted:  # (never remove the output of a file that still exists)
+                if (
+                    out and out not in wanted
+                ):  # (never remove the output of a file that still exists)
                     (dst / out).unlink(missing_ok=True)
                 stats["removed_source_deleted"] += 1
                 tombstones.append({"type": "removed", "rel": rel})
@@ -386,7 +419,9 @@ def _check_resume(src: Path, dst: Path, fmt: str, images: list[str], others: lis
             continue  # a source that reappeared: redo it
         elif r["type"] == "corrupt":
             if _source_changed(src / rel, r, check_hashes):
-                stats["retried_unreadable"] += 1  # changed, or never readable enough to fingerprint: retry
+                stats["retried_unreadable"] += (
+                    1  # changed, or never readable enough to fingerprint: retry
+                )
             else:
                 kept[rel] = r
         elif _source_changed(src / rel, r, check_hashes):
@@ -404,8 +439,10 @@ def _output_collisions(images: list[str], fmt: str) -> None:
     for rel in images:
         out = output_name(rel, fmt)
         if out in seen:
-            raise ExportError(f"source images {seen[out]} and {rel} would both be written as {out} "
-                              f"(format {fmt!r}); rename one or use --format source")
+            raise ExportError(
+                f"source images {seen[out]} and {rel} would both be written as {out} "
+                f"(format {fmt!r}); rename one or use --format source"
+            )
         seen[out] = rel
 
 
@@ -466,24 +503,52 @@ def export_dataset(
         "source": str(src),
         "dataset": dataset,
         "detector": detector_info or {"name": "given", "params": {}},
-        "fail_closed": None if prior is None else {"height": prior.height, "width": prior.width, "top": prior.top},
+        "fail_closed": None
+        if prior is None
+        else {"height": prior.height, "width": prior.width, "top": prior.top},
         "anonymizer": anonymizer.settings(),
         "output": {"format": fmt, "quality": int(quality) if fmt == "source" else None},
     }
     try:
-        return _export(src, dst, config, faces, anonymizer, prior, fmt, quality, int(batch_size), progress,
-                       torch_threads, check_hashes)
+        return _export(
+            src,
+            dst,
+            config,
+            faces,
+            anonymizer,
+            prior,
+            fmt,
+            quality,
+            int(batch_size),
+            progress,
+            torch_threads,
+            check_hashes,
+        )
     except OSError as e:
         if e.errno not in _DISK_FULL:
             raise
         where = f" writing {e.filename}" if e.filename else ""
-        raise ExportError(f"destination {dst} is full ({e.strerror or 'no space left on device'}{where}); "
-                          "every file finished so far is journaled: free space, then run the same command "
-                          "again to resume") from None
+        raise ExportError(
+            f"destination {dst} is full ({e.strerror or 'no space left on device'}{where}); "
+            "every file finished so far is journaled: free space, then run the same command "
+            "again to resume"
+        ) from None
 
 
-def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior, fmt: str, quality: int,
-            batch_size: int, progress: bool, torch_threads: int | None, check_hashes: bool) -> dict:
+def _export(
+    src: Path,
+    dst: Path,
+    config: dict,
+    faces: FaceFn,
+    anonymizer,
+    prior,
+    fmt: str,
+    quality: int,
+    batch_size: int,
+    progress: bool,
+    torch_threads: int | None,
+    check_hashes: bool,
+) -> dict:
     import torch
     from tqdm.auto import tqdm
 
@@ -494,8 +559,10 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
     jpath = dst / JOURNAL
     header, done = _read_journal(jpath)
     if header is not None and header.get("config") != config:
-        raise ExportError(f"{dst} holds an unfinished or finished export made with other settings "
-                          f"({jpath}); use an empty destination folder")
+        raise ExportError(
+            f"{dst} holds an unfinished or finished export made with other settings "
+            f"({jpath}); use an empty destination folder"
+        )
     images, others = walk_files(src)
     if not images:
         raise ExportError(f"source {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
@@ -508,25 +575,48 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
     done, resume, tombstones = _check_resume(src, dst, fmt, images, others, done, check_hashes)
     how = "sha256" if check_hashes else "size"
     if resume["redone_output_mismatch"]:
-        log.warning("resuming %s: %d finished outputs are missing or no longer match the journal (by %s): "
-                    "redoing them", dst, resume["redone_output_mismatch"], how)
+        log.warning(
+            "resuming %s: %d finished outputs are missing or no longer match the journal (by %s): "
+            "redoing them",
+            dst,
+            resume["redone_output_mismatch"],
+            how,
+        )
     if resume["redone_source_changed"]:
-        log.warning("resuming %s: %d sources changed or became unreadable since they were exported (by %s): "
-                    "redoing them", dst, resume["redone_source_changed"], how)
+        log.warning(
+            "resuming %s: %d sources changed or became unreadable since they were exported (by %s): "
+            "redoing them",
+            dst,
+            resume["redone_source_changed"],
+            how,
+        )
     if resume["removed_source_deleted"]:
-        log.warning("resuming %s: %d sources were deleted since they were exported: removed their outputs",
-                    dst, resume["removed_source_deleted"])
+        log.warning(
+            "resuming %s: %d sources were deleted since they were exported: removed their outputs",
+            dst,
+            resume["removed_source_deleted"],
+        )
     if resume["retried_unreadable"]:
-        log.info("resuming %s: retrying %d source files that were unreadable", dst, resume["retried_unreadable"])
+        log.info(
+            "resuming %s: retrying %d source files that were unreadable",
+            dst,
+            resume["retried_unreadable"],
+        )
     # the manifest is rewritten at the end: until then there is no claim that the copy is complete
     (dst / MANIFEST).unlink(missing_ok=True)
     timing = {"decode": 0.0, "detect": 0.0, "anonymize": 0.0, "encode_write": 0.0, "hash": 0.0}
     if n_journaled:
-        log.info("resuming %s: %d of %d files already done (checked by %s)", dst, len(done),
-                 len(images) + len(others), how)
+        log.info(
+            "resuming %s: %d of %d files already done (checked by %s)",
+            dst,
+            len(done),
+            len(images) + len(others),
+            how,
+        )
 
     fd = _open_journal(jpath)
     try:
+
         def record(r: dict) -> None:
             _write_all(fd, (json.dumps(r) + "\n").encode())
             if r["type"] != "removed":
@@ -549,14 +639,28 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
                 continue
             _atomic_write(dst / rel, data)
             digest = hashlib.sha256(data).hexdigest()
-            record({"type": "copy", "rel": rel, "out": rel, "src_sha256": digest, "sha256": digest,
-                    "size": len(data), "src_size": len(data)})
+            record(
+                {
+                    "type": "copy",
+                    "rel": rel,
+                    "out": rel,
+                    "src_sha256": digest,
+                    "sha256": digest,
+                    "size": len(data),
+                    "src_size": len(data),
+                }
+            )
 
         todo = [r for r in images if r not in done]
-        bar = tqdm(total=len(images), initial=len(images) - len(todo), desc="anonymize", unit="img",
-                   disable=not progress)
+        bar = tqdm(
+            total=len(images),
+            initial=len(images) - len(todo),
+            desc="anonymize",
+            unit="img",
+            disable=not progress,
+        )
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+            chunk = todo[start : start + batch_size]
             t = time.perf_counter()
             decoded: list[tuple[str, np.ndarray]] = []
             for rel in chunk:
@@ -564,9 +668,18 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
                     decoded.append((rel, read_rgb(src / rel)))
                 except (ImageReadError, OSError) as e:
                     log.warning("skipping unreadable source image %s: %s", src / rel, e)
-                    (dst / output_name(rel, fmt)).unlink(missing_ok=True)  # never leave an earlier output
-                    record({"type": "corrupt", "kind": "image", "rel": rel, "error": str(e),
-                            **_fingerprint(src / rel)})
+                    (dst / output_name(rel, fmt)).unlink(
+                        missing_ok=True
+                    )  # never leave an earlier output
+                    record(
+                        {
+                            "type": "corrupt",
+                            "kind": "image",
+                            "rel": rel,
+                            "error": str(e),
+                            **_fingerprint(src / rel),
+                        }
+                    )
             timing["decode"] += time.perf_counter() - t
             if not decoded:
                 bar.update(len(chunk))
@@ -580,8 +693,10 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
                 answer = None
             if answer is None or len(answer) != len(decoded):
                 got = "no list" if answer is None else f"{len(answer)} box sets"
-                raise ExportError(f"the face source answered {got} for {len(decoded)} images ({paths[0]}, ...): "
-                                  "it must return one (K, 4|5) array per image")
+                raise ExportError(
+                    f"the face source answered {got} for {len(decoded)} images ({paths[0]}, ...): "
+                    "it must return one (K, 4|5) array per image"
+                )
             timing["detect"] += time.perf_counter() - t
             used, prior_used, detected, invalid = [], [], [], []
             for (rel, im), raw in zip(decoded, answer):
@@ -603,9 +718,14 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
             n_bad = sum(1 for v in invalid if v is not None)
             if n_bad:
                 i = next(i for i, v in enumerate(invalid) if v is not None)
-                log.warning("the face source returned unusable boxes for %d of %d images (e.g. %s: %s); "
-                            "they get the head prior box instead (listed as invalid_boxes in the manifest)",
-                            n_bad, len(decoded), paths[i], json.dumps(invalid[i])[:200])
+                log.warning(
+                    "the face source returned unusable boxes for %d of %d images (e.g. %s: %s); "
+                    "they get the head prior box instead (listed as invalid_boxes in the manifest)",
+                    n_bad,
+                    len(decoded),
+                    paths[i],
+                    json.dumps(invalid[i])[:200],
+                )
             t = time.perf_counter()
             outputs: list[np.ndarray | None] = [None] * len(decoded)
             by_shape: dict[tuple, list[int]] = {}
@@ -617,10 +737,19 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
             try:
                 with torch.no_grad():
                     for idx in by_shape.values():
-                        batch = torch.from_numpy(np.stack([decoded[i][1] for i in idx])).permute(0, 3, 1, 2)
+                        batch = torch.from_numpy(np.stack([decoded[i][1] for i in idx])).permute(
+                            0, 3, 1, 2
+                        )
                         x = batch.float().div_(255.0)
                         y = anonymizer(x, [torch.from_numpy(used[i][:, :4]) for i in idx])
-                        out = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+                        out = (
+                            y.mul(255.0)
+                            .round_()
+                            .clamp_(0, 255)
+                            .to(torch.uint8)
+                            .permute(0, 2, 3, 1)
+                            .numpy()
+                        )
                         for j, i in enumerate(idx):
                             outputs[i] = out[j]
             finally:
@@ -633,9 +762,17 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
                 _atomic_write(dst / out_rel, data)
                 t2 = time.perf_counter()
                 timing["encode_write"] += t2 - t
-                rec = {"type": "image", "rel": rel, "out": out_rel, **_fingerprint(src / rel),
-                       "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "detected": detected[i],
-                       "fail_closed": prior_used[i], "boxes": np.round(used[i].astype(np.float64), 3).tolist()}
+                rec = {
+                    "type": "image",
+                    "rel": rel,
+                    "out": out_rel,
+                    **_fingerprint(src / rel),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                    "detected": detected[i],
+                    "fail_closed": prior_used[i],
+                    "boxes": np.round(used[i].astype(np.float64), 3).tolist(),
+                }
                 if invalid[i] is not None:
                     rec["invalid_boxes"] = invalid[i]
                 timing["hash"] += time.perf_counter() - t2
@@ -647,14 +784,28 @@ def _export(src: Path, dst: Path, config: dict, faces: FaceFn, anonymizer, prior
 
     manifest = _finalise(dst, config, images, others, done, timing, resume)
     c = manifest["counts"]
-    log.info("anonymized %d images into %s: %d without a detected face (%d got the fail-closed prior), "
-             "%d with unusable face boxes (head prior), %d corrupt source files skipped", c["images_written"], dst,
-             c["without_face"], c["fail_closed"], c["invalid_boxes"], c["corrupt"])
+    log.info(
+        "anonymized %d images into %s: %d without a detected face (%d got the fail-closed prior), "
+        "%d with unusable face boxes (head prior), %d corrupt source files skipped",
+        c["images_written"],
+        dst,
+        c["without_face"],
+        c["fail_closed"],
+        c["invalid_boxes"],
+        c["corrupt"],
+    )
     return manifest
 
 
-def _finalise(dst: Path, config: dict, images: list[str], others: list[str], done: dict, timing: dict,
-              resume: dict) -> dict:
+def _finalise(
+    dst: Path,
+    config: dict,
+    images: list[str],
+    others: list[str],
+    done: dict,
+    timing: dict,
+    resume: dict,
+) -> dict:
     files, copied, corrupt = {}, {}, []
     for kind, rels in (("image", images), ("other", others)):
         for rel in rels:
@@ -662,12 +813,21 @@ def _finalise(dst: Path, config: dict, images: list[str], others: list[str], don
             if r["type"] == "corrupt":
                 corrupt.append({"path": rel, "error": r["error"], "kind": kind})
             elif kind == "other":
-                copied[r["out"]] = {"sha256": r["sha256"], **({"size": r["size"]} if "size" in r else {})}
+                copied[r["out"]] = {
+                    "sha256": r["sha256"],
+                    **({"size": r["size"]} if "size" in r else {}),
+                }
             else:
-                files[r["out"]] = {"source": rel, "src_sha256": r.get("src_sha256"), "sha256": r["sha256"],
-                                   **({"size": r["size"]} if "size" in r else {}),
-                                   "boxes": r["boxes"], "detected": r["detected"], "fail_closed": r["fail_closed"],
-                                   **({"invalid_boxes": r["invalid_boxes"]} if "invalid_boxes" in r else {})}
+                files[r["out"]] = {
+                    "source": rel,
+                    "src_sha256": r.get("src_sha256"),
+                    "sha256": r["sha256"],
+                    **({"size": r["size"]} if "size" in r else {}),
+                    "boxes": r["boxes"],
+                    "detected": r["detected"],
+                    "fail_closed": r["fail_closed"],
+                    **({"invalid_boxes": r["invalid_boxes"]} if "invalid_boxes" in r else {}),
+                }
     n_face = sum(1 for f in files.values() if f["detected"] > 0)
     manifest = {
         "format_version": 1,
@@ -711,7 +871,9 @@ def verify_export(dst: str | Path, check_hashes: bool = True) -> list[str]:
         manifest = json.loads(mpath.read_text())
         files, copied = manifest["files"], manifest["copied"]
     except (OSError, ValueError, KeyError) as e:
-        return [f"{mpath}: cannot read the manifest ({e}); is {dst} an export written by reidlab anonymize?"]
+        return [
+            f"{mpath}: cannot read the manifest ({e}); is {dst} an export written by reidlab anonymize?"
+        ]
     problems = []
     for rel, entry in list(files.items()) + list(copied.items()):
         p = dst / rel
@@ -720,17 +882,23 @@ def verify_export(dst: str | Path, check_hashes: bool = True) -> list[str]:
             continue
         size = p.stat().st_size
         if entry.get("size") is not None and size != entry["size"]:
-            problems.append(f"size mismatch: {rel} ({size} bytes, the manifest says {entry['size']})")
+            problems.append(
+                f"size mismatch: {rel} ({size} bytes, the manifest says {entry['size']})"
+            )
         elif check_hashes and sha256_file(p) != entry["sha256"]:
             problems.append(f"checksum mismatch: {rel}")
     c = manifest.get("counts", {})
     corrupt = manifest.get("corrupt", [])
     corrupt_images = sum(1 for e in corrupt if e.get("kind", "image") == "image")
     if c.get("images_written") != len(files):
-        problems.append(f"count mismatch: manifest counts {c.get('images_written')} images, lists {len(files)}")
+        problems.append(
+            f"count mismatch: manifest counts {c.get('images_written')} images, lists {len(files)}"
+        )
     if c.get("source_images") != len(files) + corrupt_images:
-        problems.append(f"count mismatch: {c.get('source_images')} source images != {len(files)} written + "
-                        f"{corrupt_images} corrupt")
+        problems.append(
+            f"count mismatch: {c.get('source_images')} source images != {len(files)} written + "
+            f"{corrupt_images} corrupt"
+        )
     present, _ = walk_files(dst)
     for rel in sorted(set(present) - set(files)):
         problems.append(f"not in manifest: {rel}")

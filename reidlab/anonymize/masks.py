@@ -61,13 +61,20 @@ MAX_COORD = 1e6
 def geometry_dtype(*dtypes) -> torch.dtype:
     """The dtype box geometry is computed in: float64 if any of ``dtypes`` (torch or numpy dtypes,
     or ``None``) is float64, else float32 (never the half-precision dtype of the images)."""
-    return torch.float64 if any(d is not None and str(d).endswith("float64") for d in dtypes) else torch.float32
+    return (
+        torch.float64
+        if any(d is not None and str(d).endswith("float64") for d in dtypes)
+        else torch.float32
+    )
 
 
 def _boxes_dtype(boxes) -> object:
     """A float64 dtype if ``boxes`` (tensor, array, or list of them) holds float64 values, else None."""
     if isinstance(boxes, (list, tuple)):
-        return next((d for d in (getattr(b, "dtype", None) for b in boxes) if str(d).endswith("float64")), None)
+        return next(
+            (d for d in (getattr(b, "dtype", None) for b in boxes) if str(d).endswith("float64")),
+            None,
+        )
     return getattr(boxes, "dtype", None)
 
 
@@ -97,9 +104,11 @@ def check_boxes(boxes: Tensor, ok: Tensor) -> None:
         why = f"a coordinate lies beyond +-{MAX_COORD:g} px"
     else:
         why = "x2 < x1 or y2 < y1 (inverted box)"
-    raise ValueError(f"boxes: image {i}, box {k} = {row} (x1, y1, x2, y2) is invalid: {why} "
-                     f"({int(bad.sum())} invalid box(es) in the batch); refusing to skip a face: "
-                     "fix the boxes or mark the row invalid")
+    raise ValueError(
+        f"boxes: image {i}, box {k} = {row} (x1, y1, x2, y2) is invalid: {why} "
+        f"({int(bad.sum())} invalid box(es) in the batch); refusing to skip a face: "
+        "fix the boxes or mark the row invalid"
+    )
 
 
 def _check_param(value, name: str, positive: bool) -> None:
@@ -112,8 +121,10 @@ def _check_param(value, name: str, positive: bool) -> None:
     if not t.is_floating_point():
         t = t.double()
     if not bool((torch.isfinite(t) & ((t > 0) if positive else (t >= 0))).all()):
-        raise ValueError(f"{name} must be finite and {what} (every element of a per-sample tensor), "
-                         f"got {t.tolist() if t.numel() <= 16 else t}")
+        raise ValueError(
+            f"{name} must be finite and {what} (every element of a per-sample tensor), "
+            f"got {t.tolist() if t.numel() <= 16 else t}"
+        )
 
 
 def check_mask_params(scale, feather, feather_rel) -> None:
@@ -165,14 +176,18 @@ def as_padded_boxes(
         if k:
             # one scatter for the whole batch instead of a small copy per image
             bi = torch.repeat_interleave(torch.arange(batch_size), counts)
-            ki = torch.arange(len(bi)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+            ki = torch.arange(len(bi)) - torch.repeat_interleave(
+                torch.cumsum(counts, 0) - counts, counts
+            )
             out[bi, ki] = torch.cat([t.cpu() for t in rows])
             ok[bi, ki] = True
         out, ok = out.to(device), ok.to(device)
         check_boxes(out, ok)
         return out, ok
     if not isinstance(boxes, Tensor):
-        raise TypeError(f"boxes: expected a (B, K, 4) tensor or a list of (K, 4) tensors, got {type(boxes)}")
+        raise TypeError(
+            f"boxes: expected a (B, K, 4) tensor or a list of (K, 4) tensors, got {type(boxes)}"
+        )
     if boxes.ndim != 3 or boxes.shape[-1] < 4 or boxes.shape[0] != batch_size:
         raise ValueError(f"boxes: expected shape ({batch_size}, K, 4), got {tuple(boxes.shape)}")
     b = boxes[..., :4].to(device=device, dtype=dtype)
@@ -180,7 +195,9 @@ def as_padded_boxes(
         ok = torch.ones(b.shape[:2], device=device, dtype=torch.bool)
     else:
         if valid.shape != b.shape[:2]:
-            raise ValueError(f"valid: expected shape {tuple(b.shape[:2])}, got {tuple(valid.shape)}")
+            raise ValueError(
+                f"valid: expected shape {tuple(b.shape[:2])}, got {tuple(valid.shape)}"
+            )
         ok = valid.to(device=device, dtype=torch.bool)
     check_boxes(b, ok)
     return b, ok
@@ -258,15 +275,23 @@ def _per_box(value, b: int, k: int, ref: Tensor) -> Tensor:
     if t.ndim == 0:
         return t.expand(b, k)
     if t.shape != (b,):
-        raise ValueError(f"per-sample parameter: expected a scalar or shape ({b},), got {tuple(t.shape)}")
+        raise ValueError(
+            f"per-sample parameter: expected a scalar or shape ({b},), got {tuple(t.shape)}"
+        )
     return t[:, None].expand(b, k)
 
 
-def feather_px(boxes_scaled: Tensor, feather: float | Tensor, feather_rel: float | Tensor) -> Tensor:
+def feather_px(
+    boxes_scaled: Tensor, feather: float | Tensor, feather_rel: float | Tensor
+) -> Tensor:
     """Feather width in pixels per box ``(B, K)``: ``feather + feather_rel * shorter side``."""
     b, k = boxes_scaled.shape[:2]
-    side = torch.minimum(boxes_scaled[..., 2] - boxes_scaled[..., 0], boxes_scaled[..., 3] - boxes_scaled[..., 1])
-    return _per_box(feather, b, k, boxes_scaled) + _per_box(feather_rel, b, k, boxes_scaled) * side.clamp(min=0)
+    side = torch.minimum(
+        boxes_scaled[..., 2] - boxes_scaled[..., 0], boxes_scaled[..., 3] - boxes_scaled[..., 1]
+    )
+    return _per_box(feather, b, k, boxes_scaled) + _per_box(
+        feather_rel, b, k, boxes_scaled
+    ) * side.clamp(min=0)
 
 
 def box_masks(
@@ -308,7 +333,13 @@ def box_masks(
         raise ValueError(f"mask shape: expected one of {MASK_SHAPES}, got {shape!r}")
     check_mask_params(scale, feather, feather_rel)
     h, w = size
-    ref = boxes if isinstance(boxes, Tensor) else torch.as_tensor(boxes[0]) if len(boxes) else torch.zeros(0)
+    ref = (
+        boxes
+        if isinstance(boxes, Tensor)
+        else torch.as_tensor(boxes[0])
+        if len(boxes)
+        else torch.zeros(0)
+    )
     dtype = ref.dtype if ref.is_floating_point() else torch.float32
     n = boxes.shape[0] if isinstance(boxes, Tensor) else len(boxes)
     bx, ok = as_padded_boxes(boxes, valid, n, ref.device, geometry_dtype(_boxes_dtype(boxes)))

@@ -76,8 +76,10 @@ class Anonymizer(nn.Module):
         if fill not in FILL_MODES:
             raise ValueError(f"fill: expected one of {FILL_MODES}, got {fill!r}")
         if scale <= 0 or feather < 0 or feather_rel < 0:
-            raise ValueError(f"need scale > 0 and feather >= 0, got scale={scale}, feather={feather}, "
-                             f"feather_rel={feather_rel}")
+            raise ValueError(
+                f"need scale > 0 and feather >= 0, got scale={scale}, feather={feather}, "
+                f"feather_rel={feather_rel}"
+            )
         if (sigma if sigma is not None else sigma_rel) <= 0:
             raise ValueError("blur strength must be > 0 (sigma_rel or sigma)")
         if int(blocks) < 1:
@@ -113,28 +115,54 @@ class Anonymizer(nn.Module):
         """Anonymize ``images`` :math:`(B, C, H, W)` at ``boxes``; see the class docstring."""
         if self.method == "none":
             return images
-        common = {"mask": self.mask, "scale": self.scale, "feather": self.feather,
-                      "feather_rel": self.feather_rel, "inplace": inplace}
+        common = {
+            "mask": self.mask,
+            "scale": self.scale,
+            "feather": self.feather,
+            "feather_rel": self.feather_rel,
+            "inplace": inplace,
+        }
         if self.method == "blur":
-            return blur_faces(images, boxes, valid, sigma_rel=self.sigma_rel, sigma=self.sigma, **common)
+            return blur_faces(
+                images, boxes, valid, sigma_rel=self.sigma_rel, sigma=self.sigma, **common
+            )
         if self.method == "pixelate":
             return pixelate_faces(images, boxes, valid, blocks=self.blocks, **common)
         fill = "zero" if self.method == "zero" else self.fill
-        return fill_faces(images, boxes, valid, fill=fill, color=self.color,
-                          generator=self._generator(images.device), **common)
+        return fill_faces(
+            images,
+            boxes,
+            valid,
+            fill=fill,
+            color=self.color,
+            generator=self._generator(images.device),
+            **common,
+        )
 
     def settings(self) -> dict:
         """The configuration as a JSON-serialisable dict (recorded with every result)."""
-        s = {"method": self.method, "mask": self.mask, "scale": self.scale, "feather": self.feather,
-             "feather_rel": self.feather_rel}
+        s = {
+            "method": self.method,
+            "mask": self.mask,
+            "scale": self.scale,
+            "feather": self.feather,
+            "feather_rel": self.feather_rel,
+        }
         if self.method == "blur":
-            s.update(sigma_rel=None if self.sigma is not None else self.sigma_rel, sigma=self.sigma,
-                     border="reflect101", truncate=3.0)
+            s.update(
+                sigma_rel=None if self.sigma is not None else self.sigma_rel,
+                sigma=self.sigma,
+                border="reflect101",
+                truncate=3.0,
+            )
         elif self.method == "pixelate":
             s.update(blocks=self.blocks, pooling="area")
         elif self.method == "fill":
-            s.update(fill=self.fill, color=list(self.color) if isinstance(self.color, tuple) else self.color,
-                     seed=self.seed)
+            s.update(
+                fill=self.fill,
+                color=list(self.color) if isinstance(self.color, tuple) else self.color,
+                seed=self.seed,
+            )
         return s
 
     def extra_repr(self) -> str:

@@ -138,10 +138,14 @@ class _Patches:
     oy: Tensor  # (N,) region offset in the window (rows)
     ox: Tensor  # (N,) region offset in the window (columns)
     rows: Tensor  # (N, h_max, C) flat index of the first pixel of each window row into the images
-    mask: Tensor | None  # (N, h_max, 1, w_max) the image's combined mask at each window pixel (0 outside
+    mask: (
+        Tensor | None
+    )  # (N, h_max, 1, w_max) the image's combined mask at each window pixel (0 outside
     #                      regions); None = hard box masks, i.e. ``inreg`` (1 on the region, 0 elsewhere)
     inreg: Tensor | None  # (N, h_max, 1, w_max) bool this box's region; None = every window pixel
-    write: Tensor | None  # (N, h_max, w_max) bool pixels this window writes; None = all (one box per image)
+    write: (
+        Tensor | None
+    )  # (N, h_max, w_max) bool pixels this window writes; None = all (one box per image)
     src: Tensor  # the contiguous output: the input itself (in place) or its copy; windows are gathered from it
     uniform: bool  # all regions have the window's size (so offsets are 0 and ``inreg`` is None)
     wmax: int  # window width
@@ -153,9 +157,15 @@ class _Patches:
         if self._pixels is None:
             if self.src.requires_grad and torch.is_grad_enabled():
                 # per-pixel index: the backward of the row view would be a (numel, w_max) gradient
-                self._pixels = self.src.view(-1).index_select(0, self.flat.reshape(-1)).view(self.shape)
+                self._pixels = (
+                    self.src.view(-1).index_select(0, self.flat.reshape(-1)).view(self.shape)
+                )
             else:
-                self._pixels = _row_view(self.src, self.wmax).index_select(0, self.rows.reshape(-1)).view(self.shape)
+                self._pixels = (
+                    _row_view(self.src, self.wmax)
+                    .index_select(0, self.rows.reshape(-1))
+                    .view(self.shape)
+                )
         return self._pixels
 
     @property
@@ -218,7 +228,9 @@ def _gather(
     b, c, h, w = images.shape
     dev = images.device
     # geometry in float32/float64 (never the images' half precision), validated (fail closed)
-    bx, ok = as_padded_boxes(boxes, valid, b, dev, geometry_dtype(images.dtype, _boxes_dtype(boxes)))
+    bx, ok = as_padded_boxes(
+        boxes, valid, b, dev, geometry_dtype(images.dtype, _boxes_dtype(boxes))
+    )
     k = bx.shape[1]
     if k == 0 or not bool(ok.any()):
         return None
@@ -259,8 +271,10 @@ def _gather(
             # pixel in the regions of several boxes only from the lowest k
             oreg = reg[bidx]  # (N, K, 4)
             in_other = (
-                (xx >= oreg[..., 0, None, None]) & (xx < oreg[..., 2, None, None])
-                & (yy >= oreg[..., 1, None, None]) & (yy < oreg[..., 3, None, None])
+                (xx >= oreg[..., 0, None, None])
+                & (xx < oreg[..., 2, None, None])
+                & (yy >= oreg[..., 1, None, None])
+                & (yy < oreg[..., 3, None, None])
             )
             earlier = live[bidx] & (torch.arange(k, device=dev)[None, :] < kidx[:, None])
             write = inreg & ~(in_other & earlier[:, :, None, None]).any(dim=1)
@@ -270,8 +284,10 @@ def _gather(
     # 4-D advanced indexing) in layout (N, hp, C, wp): (N, hp, C*wp) for the row operator and
     # (N, hp*C, wp) for the column operator are then both views, so each is a single bmm.
     base = (bidx * c * h + wy) * w + wx
-    offs = _cached(("offs", c, h, w, hmax, dev), lambda: (
-        (torch.arange(c, device=dev)[None, :] * h + ii[:, None]) * w))  # (hp, C)
+    offs = _cached(
+        ("offs", c, h, w, hmax, dev),
+        lambda: (torch.arange(c, device=dev)[None, :] * h + ii[:, None]) * w,
+    )  # (hp, C)
     rows = base[:, None, None] + offs
     if inplace:
         if not images.is_contiguous():
@@ -282,8 +298,21 @@ def _gather(
         # the gather and the write-back then hit pixels the copy just brought into the cache
         # (about 1 ms less per 256-image batch on CPU than copying between gather and write-back)
         src = images.clone(memory_format=torch.contiguous_format)
-    return _Patches(bidx, bx[bidx, kidx], hs, ws, oy, ox, rows, None if m is None else m[:, :, None, :],
-                    None if inreg is None else inreg[:, :, None, :], write, src, uniform, wmax)
+    return _Patches(
+        bidx,
+        bx[bidx, kidx],
+        hs,
+        ws,
+        oy,
+        ox,
+        rows,
+        None if m is None else m[:, :, None, :],
+        None if inreg is None else inreg[:, :, None, :],
+        write,
+        src,
+        uniform,
+        wmax,
+    )
 
 
 def _scatter(p: _Patches, anon: Tensor) -> Tensor:
@@ -308,10 +337,14 @@ def _scatter(p: _Patches, anon: Tensor) -> Tensor:
             # autograd through a write into the overlapping row view would be slow: per pixel
             out.view(-1).index_copy_(0, p.flat.reshape(-1), blended.reshape(-1))
         else:  # one index per window row (the rows written are disjoint)
-            _row_view(out, p.shape[3]).index_copy_(0, p.rows.reshape(-1), blended.reshape(-1, p.shape[3]))
+            _row_view(out, p.shape[3]).index_copy_(
+                0, p.rows.reshape(-1), blended.reshape(-1, p.shape[3])
+            )
     else:
         pos = p.write[:, :, None, :].expand(p.flat.shape).reshape(-1).nonzero().squeeze(1)
-        out.view(-1).index_copy_(0, p.flat.reshape(-1).index_select(0, pos), blended.reshape(-1).index_select(0, pos))
+        out.view(-1).index_copy_(
+            0, p.flat.reshape(-1).index_select(0, pos), blended.reshape(-1).index_select(0, pos)
+        )
     return out
 
 
@@ -355,8 +388,10 @@ def _blur_matrices(sizes: Tensor, offsets: Tensor, sigma: Tensor, nmax: int, rad
     # integer remainders on the whole (N, nmax, 2r+1) tensor (5x cheaper on CPU)
     lo = -(nmax + radius)
     width = 2 * (nmax + radius) + 1
-    table = _reflect101(torch.arange(lo, lo + width, device=dev)[None, :],
-                        torch.arange(nmax + 1, device=dev).clamp(min=1)[:, None])  # (nmax+1, width)
+    table = _reflect101(
+        torch.arange(lo, lo + width, device=dev)[None, :],
+        torch.arange(nmax + 1, device=dev).clamp(min=1)[:, None],
+    )  # (nmax+1, width)
     i = torch.arange(nmax, device=dev)[None, :, None] - offsets[:, None, None]
     t = torch.arange(-radius, radius + 1, device=dev)[None, None, :]
     key = (i + t - lo) + sizes[:, None, None] * width
@@ -365,12 +400,16 @@ def _blur_matrices(sizes: Tensor, offsets: Tensor, sigma: Tensor, nmax: int, rad
     return mat.scatter_add(2, src, kern[:, None, :].expand(-1, nmax, -1))
 
 
-def _pixelate_matrices(sizes: Tensor, offsets: Tensor, blocks: Tensor, nmax: int, dtype: torch.dtype) -> Tensor:
+def _pixelate_matrices(
+    sizes: Tensor, offsets: Tensor, blocks: Tensor, nmax: int, dtype: torch.dtype
+) -> Tensor:
     """``(N, nmax, nmax)`` operators over the region ``[offset, offset + size)`` of a window:
     area-average over ``blocks`` cells, then nearest upsampling."""
     n = torch.minimum(blocks, sizes).clamp(min=1)  # never more cells than pixels
     i = (torch.arange(nmax, device=sizes.device)[None, :] - offsets[:, None]).clamp(min=0)
-    i = torch.minimum(i, sizes[:, None] - 1)  # rows outside the region: any finite value (never used)
+    i = torch.minimum(
+        i, sizes[:, None] - 1
+    )  # rows outside the region: any finite value (never used)
     cell_of = torch.div(i * n[:, None], sizes[:, None], rounding_mode="floor")  # (N, nmax)
     cell = (sizes.to(dtype) / n.to(dtype))[:, None, None]
     lo = cell_of.to(dtype)[:, :, None] * cell
@@ -385,8 +424,10 @@ def _per_patch(value, p: _Patches, ref: Tensor, name: str) -> Tensor:
     if t.ndim == 0:
         return t.expand(len(p.bidx))
     if t.ndim != 1 or t.shape[0] != ref.shape[0]:
-        raise ValueError(f"{name}: expected a scalar or a per-sample tensor of shape ({ref.shape[0]},), "
-                         f"got {tuple(t.shape)}")
+        raise ValueError(
+            f"{name}: expected a scalar or a per-sample tensor of shape ({ref.shape[0]},), "
+            f"got {tuple(t.shape)}"
+        )
     return t[p.bidx]
 
 
@@ -440,29 +481,45 @@ def blur_faces(
         >>> y.shape, bool((y[:, :, 30:] == x[:, :, 30:]).all())
         (torch.Size([2, 3, 128, 64]), True)
     """
-    _check_param(sigma if sigma is not None else sigma_rel, "sigma" if sigma is not None else "sigma_rel", True)
+    _check_param(
+        sigma if sigma is not None else sigma_rel,
+        "sigma" if sigma is not None else "sigma_rel",
+        True,
+    )
     p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
     if p is None:
         return images
     if sigma is not None:
         s = _per_patch(sigma, p, images, "sigma")
     else:  # heights from the float32/64 geometry, then the image dtype (the operators' dtype)
-        s = (_per_patch(sigma_rel, p, images, "sigma_rel") * (p.boxes[:, 3] - p.boxes[:, 1])).to(images.dtype)
+        s = (_per_patch(sigma_rel, p, images, "sigma_rel") * (p.boxes[:, 3] - p.boxes[:, 1])).to(
+            images.dtype
+        )
     sd = s.detach()
     if bool(((sd <= 0) | ~torch.isfinite(sd)).any()):
-        raise ValueError("blur sigma must be finite and > 0 (check sigma / sigma_rel and the box heights)")
+        raise ValueError(
+            "blur sigma must be finite and > 0 (check sigma / sigma_rel and the box heights)"
+        )
     s = s.clamp(min=1e-2)
     radius = max(1, math.ceil(truncate * float(s.detach().max())))
     _, hp, _, wp = p.shape
     if _shared_operator(p, s):  # one pair of matrices for every box (no autograd through them)
         s0 = s.detach()[:1]
         one = torch.zeros(1, dtype=torch.long, device=s.device)
-        rmat, cmat = _cached(("blur", hp, wp, radius, float(s0), s.dtype, s.device), lambda: (
-            _blur_matrices(one + hp, one, s0, hp, radius)[0], _blur_matrices(one + wp, one, s0, wp, radius)[0]))
+        rmat, cmat = _cached(
+            ("blur", hp, wp, radius, float(s0), s.dtype, s.device),
+            lambda: (
+                _blur_matrices(one + hp, one, s0, hp, radius)[0],
+                _blur_matrices(one + wp, one, s0, wp, radius)[0],
+            ),
+        )
         anon = _apply_linear(p, rmat, cmat)
     else:
-        anon = _apply_linear(p, _blur_matrices(p.heights, p.oy, s, hp, radius),
-                             _blur_matrices(p.widths, p.ox, s, wp, radius))
+        anon = _apply_linear(
+            p,
+            _blur_matrices(p.heights, p.oy, s, hp, radius),
+            _blur_matrices(p.widths, p.ox, s, wp, radius),
+        )
     return _scatter(p, anon)
 
 
@@ -520,13 +577,20 @@ def pixelate_faces(
     if _shared_operator(p, nb):
         n0 = nb[:1]
         one = torch.zeros(1, dtype=torch.long, device=nb.device)
-        rmat, cmat = _cached(("pixelate", hp, wp, int(n0), images.dtype, nb.device), lambda: (
-            _pixelate_matrices(one + hp, one, n0, hp, images.dtype)[0],
-            _pixelate_matrices(one + wp, one, n0, wp, images.dtype)[0]))
+        rmat, cmat = _cached(
+            ("pixelate", hp, wp, int(n0), images.dtype, nb.device),
+            lambda: (
+                _pixelate_matrices(one + hp, one, n0, hp, images.dtype)[0],
+                _pixelate_matrices(one + wp, one, n0, wp, images.dtype)[0],
+            ),
+        )
         anon = _apply_linear(p, rmat, cmat)
     else:
-        anon = _apply_linear(p, _pixelate_matrices(p.heights, p.oy, nb, hp, images.dtype),
-                             _pixelate_matrices(p.widths, p.ox, nb, wp, images.dtype))
+        anon = _apply_linear(
+            p,
+            _pixelate_matrices(p.heights, p.oy, nb, hp, images.dtype),
+            _pixelate_matrices(p.widths, p.ox, nb, wp, images.dtype),
+        )
     return _scatter(p, anon)
 
 
@@ -589,7 +653,9 @@ def fill_faces(
         elif col.ndim == 2 and col.shape == (images.shape[0], c):
             anon = col[p.bidx][:, None, :, None].expand(shape)
         else:
-            raise ValueError(f"color: expected a scalar, ({c},) or ({images.shape[0]}, {c}), got {tuple(col.shape)}")
+            raise ValueError(
+                f"color: expected a scalar, ({c},) or ({images.shape[0]}, {c}), got {tuple(col.shape)}"
+            )
     return _scatter(p, anon)
 
 

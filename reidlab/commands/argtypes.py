@@ -16,8 +16,9 @@ def _number(text: str, kind: type) -> float | int:
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
@@ -84,10 +85,15 @@ def key_value(text: str) -> tuple[str, object]:
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     """``--dataset-option KEY=VALUE`` (repeatable): keyword options for the dataset loader."""
     parser.add_argument(
-        "--dataset-option", dest="dataset_options", type=key_value, action="append", default=[],
+        "--dataset-option",
+        dest="dataset_options",
+        type=key_value,
+        action="append",
+        default=[],
         metavar="KEY=VALUE",
         help="loader option, repeatable: variant=labeled|detected (cuhk03, required), version=v1|v2 "
-        "(msmt17, required), split_index=N (viper), strict=false; see data/README.md")
+        "(msmt17, required), split_index=N (viper), strict=false; see data/README.md",
+    )
 
 
 def dataset_options(args: argparse.Namespace) -> dict:

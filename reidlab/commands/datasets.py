@@ -22,16 +22,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("name", nargs="?", help="dataset name (omit to list the known ones)")
     parser.add_argument("root", nargs="?", help="dataset folder (or .csv for 'custom')")
-    parser.add_argument("--variant", choices=["labeled", "detected"],
-                        help="cuhk03: labeled or detected boxes (required for cuhk03)")
-    parser.add_argument("--version", dest="ds_version", metavar="{v1,v2}",
-                        help="msmt17: v1 or v2 (required for msmt17; v2 has masked faces)")
+    parser.add_argument(
+        "--variant",
+        choices=["labeled", "detected"],
+        help="cuhk03: labeled or detected boxes (required for cuhk03)",
+    )
+    parser.add_argument(
+        "--version",
+        dest="ds_version",
+        metavar="{v1,v2}",
+        help="msmt17: v1 or v2 (required for msmt17; v2 has masked faces)",
+    )
     parser.add_argument("--split-index", type=nonneg_int, help="viper: split 0..9 (default 0)")
     parser.add_argument("--seed", type=int, help="viper: split seed (default: the fixed one)")
-    parser.add_argument("--verify-images", action="store_true",
-                        help="decode every image and report all unreadable files (slow)")
-    parser.add_argument("--no-strict", dest="strict", action="store_false",
-                        help="skip unparseable file names with a warning instead of failing")
+    parser.add_argument(
+        "--verify-images",
+        action="store_true",
+        help="decode every image and report all unreadable files (slow)",
+    )
+    parser.add_argument(
+        "--no-strict",
+        dest="strict",
+        action="store_false",
+        help="skip unparseable file names with a warning instead of failing",
+    )
     add_dataset_options(parser)
 
 
@@ -48,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         from reidlab.errors import ReidlabError
 
         raise ReidlabError(f"give the dataset folder: reidlab datasets {args.name} ROOT")
-    opts = dataset_options(args) | {"variant": args.variant, "version": args.ds_version,
-                                    "split_index": args.split_index, "seed": args.seed}
+    opts = dataset_options(args) | {
+        "variant": args.variant,
+        "version": args.ds_version,
+        "split_index": args.split_index,
+        "seed": args.seed,
+    }
     opts = {k: v for k, v in opts.items() if v is not None}
     if args.verify_images:
         opts["verify_images"] = True

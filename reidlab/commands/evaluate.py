@@ -13,24 +13,48 @@ def add_arguments(p) -> None:
     p.add_argument("--root", required=True, help="dataset folder")
     add_dataset_options(p)
     p.add_argument("--model", required=True, help="model name (reidlab.models.list_models())")
-    p.add_argument("--weights", help="checkpoint file (a torchreid/reidlab state dict); required "
-                   "unless --random-init")
-    p.add_argument("--random-init", action="store_true",
-                   help="evaluate the randomly initialised model (a chance-level reference)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow a checkpoint that holds pickled Python objects beyond tensors (runs code "
-                   "from the file: only for files from a source you trust); recorded in the result")
-    p.add_argument("--distance", choices=("euclidean", "cosine"), default="euclidean",
-                   help="squared euclidean (default) or 1 - cosine")
+    p.add_argument(
+        "--weights",
+        help="checkpoint file (a torchreid/reidlab state dict); required unless --random-init",
+    )
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="evaluate the randomly initialised model (a chance-level reference)",
+    )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a checkpoint that holds pickled Python objects beyond tensors (runs code "
+        "from the file: only for files from a source you trust); recorded in the result",
+    )
+    p.add_argument(
+        "--distance",
+        choices=("euclidean", "cosine"),
+        default="euclidean",
+        help="squared euclidean (default) or 1 - cosine",
+    )
     p.add_argument("--normalize", action="store_true", help="L2-normalise features")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped images' features")
-    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, 0.3)")
+    p.add_argument(
+        "--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, 0.3)"
+    )
     p.add_argument("--k1", type=positive_int, default=20)
     p.add_argument("--k2", type=positive_int, default=6)
     p.add_argument("--lambda", dest="lambda_value", type=fraction, default=0.3)
-    p.add_argument("--ap", choices=("standard", "trapezoid"), default="standard",
-                   help="AP definition: standard (torchreid/fast-reid) or Market MATLAB trapezoid")
-    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), help="input size (default: model's)")
+    p.add_argument(
+        "--ap",
+        choices=("standard", "trapezoid"),
+        default="standard",
+        help="AP definition: standard (torchreid/fast-reid) or Market MATLAB trapezoid",
+    )
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="input size (default: model's)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--num-workers", type=nonneg_int, default=0, help="DataLoader workers")
     p.add_argument("--device", help="torch device (default: cpu)")
@@ -49,8 +73,10 @@ def run(args) -> int:
     from reidlab.models import build_model, load_checkpoint
 
     if not args.weights and not args.random_init:
-        raise ReidlabError("give --weights FILE (a trained checkpoint); evaluating a randomly "
-                           "initialised model needs --random-init")
+        raise ReidlabError(
+            "give --weights FILE (a trained checkpoint); evaluating a randomly "
+            "initialised model needs --random-init"
+        )
     if args.weights and args.random_init:
         raise ReidlabError("--weights and --random-init exclude each other")
     if args.weights and not Path(args.weights).is_file():
@@ -66,12 +92,25 @@ def run(args) -> int:
     if args.device:
         model.to(torch.device(args.device))
     result = evaluate(
-        model, dataset, distance=args.distance, normalize=args.normalize, flip=args.flip,
-        ap=args.ap, rerank=args.rerank, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
-        size=tuple(args.size) if args.size else None, batch_size=args.batch_size,
-        num_workers=args.num_workers, progress=not args.no_progress, checkpoint=args.weights,
-        extra_settings={"checkpoint_trusted": bool(report.get("trusted", False)),
-                        "random_init": bool(args.random_init)},
+        model,
+        dataset,
+        distance=args.distance,
+        normalize=args.normalize,
+        flip=args.flip,
+        ap=args.ap,
+        rerank=args.rerank,
+        k1=args.k1,
+        k2=args.k2,
+        lambda_value=args.lambda_value,
+        size=tuple(args.size) if args.size else None,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+        checkpoint=args.weights,
+        extra_settings={
+            "checkpoint_trusted": bool(report.get("trusted", False)),
+            "random_init": bool(args.random_init),
+        },
     )
     print(result.summary())
     shown = {k: v for k, v in result.settings.items()}

@@ -7,8 +7,12 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dst", help="folder written by `reidlab anonymize`")
-    parser.add_argument("--no-hash", dest="hash", action="store_false",
-                        help="check presence, sizes (where the manifest records them) and counts only (skip sha256)")
+    parser.add_argument(
+        "--no-hash",
+        dest="hash",
+        action="store_false",
+        help="check presence, sizes (where the manifest records them) and counts only (skip sha256)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,8 +24,10 @@ def run(args: argparse.Namespace) -> int:
 
     # not an export at all is bad input (exit 2); a damaged export is a finding (exit 1, listed)
     if not (Path(args.dst) / MANIFEST).is_file():
-        raise ReidlabError(f"{args.dst} holds no {MANIFEST}: not a folder written by `reidlab anonymize` "
-                           "(or its run has not finished: run the same anonymize command again)")
+        raise ReidlabError(
+            f"{args.dst} holds no {MANIFEST}: not a folder written by `reidlab anonymize` "
+            "(or its run has not finished: run the same anonymize command again)"
+        )
     problems = verify_export(args.dst, check_hashes=args.hash)
     if problems:
         print(f"{args.dst}: {len(problems)} problem(s):", file=sys.stderr)

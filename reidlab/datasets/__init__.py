@@ -56,8 +56,17 @@ def resolve_root(name: str, root=None, **synthetic):
         from reidlab.datasets.synthetic import ensure_synthetic
 
         return ensure_synthetic(**synthetic)
-    raise DatasetError(f"dataset {name!r} needs its folder (root / data_root / --root); only 'synthetic' "
-                       "is generated when none is given")
+    raise DatasetError(
+        f"dataset {name!r} needs its folder (root / data_root / --root); only 'synthetic' "
+        "is generated when none is given"
+    )
 
 
-__all__ = ["ReIDDataset", "Sample", "available_datasets", "build_dataset", "relabel", "resolve_root"]
+__all__ = [
+    "ReIDDataset",
+    "Sample",
+    "available_datasets",
+    "build_dataset",
+    "relabel",
+    "resolve_root",
+]

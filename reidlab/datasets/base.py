@@ -67,7 +67,9 @@ class ReIDDataset:
         st = self.stats()
         lines = [f"{self.name} at {self.root}"]
         for k, v in st.items():
-            lines.append(f"  {k:8s} {v['images']:6d} images  {v['ids']:5d} ids  {v['cameras']:2d} cams")
+            lines.append(
+                f"  {k:8s} {v['images']:6d} images  {v['ids']:5d} ids  {v['cameras']:2d} cams"
+            )
         return "\n".join(lines)
 
     def relpath(self, path: str) -> str:
@@ -84,7 +86,9 @@ class ReIDDataset:
             log.warning(
                 "%s: %d of %d queries have no gallery match from another camera "
                 "(they are skipped by evaluation and counted there)",
-                self.name, missing, len(self.query),
+                self.name,
+                missing,
+                len(self.query),
             )
         self.info["queries_without_match"] = missing
         return missing
@@ -94,10 +98,14 @@ def require_dir(path: Path, what: str) -> Path:
     """Return ``path`` if it is a directory, else raise a DatasetError saying what was expected."""
     path = Path(path)
     if not path.is_dir():
-        raise DatasetError(f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}")
+        raise DatasetError(
+            f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}"
+        )
     return path
 
 
 def list_images(folder: Path) -> list[Path]:
     """Image files in ``folder`` (sorted by name), ignoring non-image files such as Thumbs.db."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(
+        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )

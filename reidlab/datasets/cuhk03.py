@@ -69,19 +69,27 @@ def read_protocol(mat_path: Path) -> dict[str, np.ndarray | list[str]]:
     missing = [f for f in _FIELDS if f not in mat]
     if missing:
         found = sorted(k for k in mat if not k.startswith("__"))
-        raise DatasetError(f"cuhk03: {mat_path} lacks field(s) {', '.join(missing)}; "
-                           f"expected {', '.join(_FIELDS)}, found {', '.join(found) or 'none'}")
+        raise DatasetError(
+            f"cuhk03: {mat_path} lacks field(s) {', '.join(missing)}; "
+            f"expected {', '.join(_FIELDS)}, found {', '.join(found) or 'none'}"
+        )
     try:
         names = _names(mat["filelist"])
         labels = np.asarray(mat["labels"]).ravel().astype(np.int64)
-        idx = {k: np.asarray(mat[k]).ravel().astype(np.int64) - 1  # 1-based in MATLAB
-               for k in ("train_idx", "query_idx", "gallery_idx")}
+        idx = {
+            k: np.asarray(mat[k]).ravel().astype(np.int64) - 1  # 1-based in MATLAB
+            for k in ("train_idx", "query_idx", "gallery_idx")
+        }
     except (ValueError, TypeError, IndexError) as e:
-        raise DatasetError(f"cuhk03: {mat_path}: malformed field ({e}); expected a cell array "
-                           "filelist and numeric labels / *_idx") from e
+        raise DatasetError(
+            f"cuhk03: {mat_path}: malformed field ({e}); expected a cell array "
+            "filelist and numeric labels / *_idx"
+        ) from e
     if len(labels) != len(names):
-        raise DatasetError(f"cuhk03: {mat_path}: {len(names)} names in filelist but "
-                           f"{len(labels)} labels; expected one label per image")
+        raise DatasetError(
+            f"cuhk03: {mat_path}: {len(names)} names in filelist but "
+            f"{len(labels)} labels; expected one label per image"
+        )
     out: dict = {"filelist": names, "labels": labels}
     for key, ix in idx.items():
         if ix.size and (ix.min() < 0 or ix.max() >= len(names)):
@@ -90,8 +98,14 @@ def read_protocol(mat_path: Path) -> dict[str, np.ndarray | list[str]]:
     return out
 
 
-def load(root: str | Path, *, variant: str | None = None, strict: bool = True,
-         verify_images: bool = False, **options) -> ReIDDataset:
+def load(
+    root: str | Path,
+    *,
+    variant: str | None = None,
+    strict: bool = True,
+    verify_images: bool = False,
+    **options,
+) -> ReIDDataset:
     """Load CUHK03 (new protocol, 767/700) from ``root``.
 
     Args:
@@ -105,8 +119,10 @@ def load(root: str | Path, *, variant: str | None = None, strict: bool = True,
     """
     check_options("cuhk03", options)
     if variant is None:
-        raise DatasetError("cuhk03: choose variant='labeled' or variant='detected' "
-                           "(--variant on the command line); their results are not comparable")
+        raise DatasetError(
+            "cuhk03: choose variant='labeled' or variant='detected' "
+            "(--variant on the command line); their results are not comparable"
+        )
     if variant not in VARIANTS:
         raise DatasetError(f"cuhk03: unknown variant {variant!r}; expected one of {VARIANTS}")
     mat_name = f"cuhk03_new_protocol_config_{variant}.mat"
@@ -124,18 +140,26 @@ def load(root: str | Path, *, variant: str | None = None, strict: bool = True,
         else:
             bad.append(n)
     if bad:
-        msg = (f"cuhk03: {len(bad)} name(s) in {mat_path} do not parse: {quote_names(bad)}; "
-               "expected <pair>_<person>_<view 1|2>_<image>.png like 1_001_1_01.png")
+        msg = (
+            f"cuhk03: {len(bad)} name(s) in {mat_path} do not parse: {quote_names(bad)}; "
+            "expected <pair>_<person>_<view 1|2>_<image>.png like 1_001_1_01.png"
+        )
         if strict:
             raise DatasetError(msg + " (pass strict=False / --no-strict to skip them)")
         log.warning("%s; skipped", msg)
 
     splits: dict[str, list[Sample]] = {}
     for split in ("train", "query", "gallery"):
-        splits[split] = [Sample(str(img_dir / names[i]), int(labels[i]), parsed[i])
-                         for i in proto[f"{split}_idx"].tolist() if i in parsed]
-    check_files_exist(splits["train"] + splits["query"] + splits["gallery"], dataset="cuhk03",
-                      listed_in=f"{mat_path} (expected under {img_dir})")
+        splits[split] = [
+            Sample(str(img_dir / names[i]), int(labels[i]), parsed[i])
+            for i in proto[f"{split}_idx"].tolist()
+            if i in parsed
+        ]
+    check_files_exist(
+        splits["train"] + splits["query"] + splits["gallery"],
+        dataset="cuhk03",
+        listed_in=f"{mat_path} (expected under {img_dir})",
+    )
     info = {
         "variant": variant,
         "protocol": "new (Zhong et al. CVPR 2017, 767/700)",
@@ -143,6 +167,13 @@ def load(root: str | Path, *, variant: str | None = None, strict: bool = True,
         "camids": "view within the camera pair, 0-based (as torchreid)",
         "skipped_unparseable": len(bad),
     }
-    return finalize("cuhk03", base, splits["train"], splits["query"],
-                    splits["gallery"], info, verify_images=verify_images,
-                    where={s: str(mat_path) for s in splits})
+    return finalize(
+        "cuhk03",
+        base,
+        splits["train"],
+        splits["query"],
+        splits["gallery"],
+        info,
+        verify_images=verify_images,
+        where={s: str(mat_path) for s in splits},
+    )

@@ -60,9 +60,11 @@ def read_csv(csv_path: Path, *, with_split: bool, strict: bool) -> dict[str, lis
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in need if c not in header]
             if missing:
-                raise DatasetError(f"custom: {csv_path} lacks column(s) {', '.join(missing)}; "
-                                   f"expected a header {','.join(need)}, found "
-                                   f"{','.join(header) or 'no header'}")
+                raise DatasetError(
+                    f"custom: {csv_path} lacks column(s) {', '.join(missing)}; "
+                    f"expected a header {','.join(need)}, found "
+                    f"{','.join(header) or 'no header'}"
+                )
             rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"custom: cannot read {csv_path} as a CSV file: {e}") from e
@@ -72,8 +74,12 @@ def read_csv(csv_path: Path, *, with_split: bool, strict: bool) -> dict[str, lis
         split = r.get("split", "all").lower() if with_split else "all"
         try:
             pid, camid = int(r["pid"]), int(r["camid"])
-            ok = (bool(r["path"]) and camid >= 0 and pid >= -1
-                  and split in (SPLITS if with_split else ("all",)))
+            ok = (
+                bool(r["path"])
+                and camid >= 0
+                and pid >= -1
+                and split in (SPLITS if with_split else ("all",))
+            )
         except ValueError:
             ok = False
         if not ok:
@@ -83,17 +89,20 @@ def read_csv(csv_path: Path, *, with_split: bool, strict: bool) -> dict[str, lis
         p = p if p.is_absolute() else csv_path.parent / p
         out.setdefault(split, []).append(Sample(str(p.resolve()), pid, camid))
     if bad:
-        msg = (f"custom: {len(bad)} row(s) of {csv_path} are invalid: {quote_names(bad)}; "
-               "expected a path, integer pid (>= -1), integer camid (>= 0)"
-               + (", split train|query|gallery" if with_split else ""))
+        msg = (
+            f"custom: {len(bad)} row(s) of {csv_path} are invalid: {quote_names(bad)}; "
+            "expected a path, integer pid (>= -1), integer camid (>= 0)"
+            + (", split train|query|gallery" if with_split else "")
+        )
         if strict:
             raise DatasetError(msg + " (pass strict=False / --no-strict to skip them)")
         log.warning("%s; skipped", msg)
     return out
 
 
-def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
-         **options) -> ReIDDataset:
+def load(
+    root: str | Path, *, strict: bool = True, verify_images: bool = False, **options
+) -> ReIDDataset:
     """Load a custom dataset from a folder tree or CSV file(s) (see the module docstring).
 
     Raises:
@@ -107,8 +116,10 @@ def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
     where: dict[str, str] = {}
     if root.is_file():
         if root.suffix.lower() != ".csv":
-            raise DatasetError(f"custom: {root} is a file but not a .csv; expected a folder "
-                               "with train/query/gallery, or a CSV path,pid,camid,split")
+            raise DatasetError(
+                f"custom: {root} is a file but not a .csv; expected a folder "
+                "with train/query/gallery, or a CSV path,pid,camid,split"
+            )
         splits = read_csv(root, with_split=True, strict=strict)
         where = {s: str(root) for s in SPLITS if s in splits or s != "train"}
         base, form = root.parent.resolve(), "csv (one file, split column)"
@@ -120,9 +131,11 @@ def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
                 splits[split] = read_csv(f, with_split=False, strict=strict).get("all", [])
                 where[split] = str(f)
             elif split != "train":
-                raise DatasetError(f"custom: {f} is missing; expected query.csv and gallery.csv "
-                                   f"(and optionally train.csv) in {root}, found "
-                                   f"{describe_folder(root)}")
+                raise DatasetError(
+                    f"custom: {f} is missing; expected query.csv and gallery.csv "
+                    f"(and optionally train.csv) in {root}, found "
+                    f"{describe_folder(root)}"
+                )
         base, form = root.resolve(), "csv (one file per split)"
         listed = f"the CSV files in {root}"
     elif root.is_dir():
@@ -130,11 +143,17 @@ def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
         if "query" not in present or "gallery" not in present:
             raise DatasetError(
                 f"custom: expected folders query/ and gallery/ (and optionally train/) or "
-                f"query.csv and gallery.csv in {root}; found {describe_folder(root)}")
+                f"query.csv and gallery.csv in {root}; found {describe_folder(root)}"
+            )
         for split in present:
             samples, _ = read_split_folder(
-                root / split, _parse, dataset="custom", split=split, strict=strict,
-                expected="names like 0001_0_x.jpg (<pid>_<0-based camera>[_<anything>])")
+                root / split,
+                _parse,
+                dataset="custom",
+                split=split,
+                strict=strict,
+                expected="names like 0001_0_x.jpg (<pid>_<0-based camera>[_<anything>])",
+            )
             splits[split] = samples
             where[split] = str(root / split)
         base, form, listed = root.resolve(), "folders", ""
@@ -142,10 +161,25 @@ def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
     for split in SPLITS:
         splits[split], junk[split] = drop_junk(splits.get(split, []))
     if listed:
-        check_files_exist(splits["train"] + splits["query"] + splits["gallery"],
-                          dataset="custom", listed_in=listed)
-    info = {"form": form, "junk_dropped": junk, "camids": "as written (0-based expected)",
-            "has_train": bool(splits["train"]) or "train" in where}
-    return finalize("custom", base, splits["train"], splits["query"], splits["gallery"], info,
-                    verify_images=verify_images, allow_empty=() if "train" in where else ("train",),
-                    where=where)
+        check_files_exist(
+            splits["train"] + splits["query"] + splits["gallery"],
+            dataset="custom",
+            listed_in=listed,
+        )
+    info = {
+        "form": form,
+        "junk_dropped": junk,
+        "camids": "as written (0-based expected)",
+        "has_train": bool(splits["train"]) or "train" in where,
+    }
+    return finalize(
+        "custom",
+        base,
+        splits["train"],
+        splits["query"],
+        splits["gallery"],
+        info,
+        verify_images=verify_images,
+        allow_empty=() if "train" in where else ("train",),
+        where=where,
+    )

@@ -20,10 +20,18 @@ from reidlab.datasets.base import ReIDDataset
 from reidlab.datasets.parsing import check_options, load_market_style
 
 
-def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
-         **options) -> ReIDDataset:
+def load(
+    root: str | Path, *, strict: bool = True, verify_images: bool = False, **options
+) -> ReIDDataset:
     """Load DukeMTMC-reID from ``root`` (options as for :func:`reidlab.datasets.market1501.load`)."""
     check_options("dukemtmc", options)
-    return load_market_style("dukemtmc", root, inner="DukeMTMC-reID", outer="dukemtmc-reid",
-                             num_cameras=8, example="0001_c2_f0046182.jpg", strict=strict,
-                             verify_images=verify_images)
+    return load_market_style(
+        "dukemtmc",
+        root,
+        inner="DukeMTMC-reID",
+        outer="dukemtmc-reid",
+        num_cameras=8,
+        example="0001_c2_f0046182.jpg",
+        strict=strict,
+        verify_images=verify_images,
+    )

@@ -24,8 +24,9 @@ from reidlab.datasets.base import ReIDDataset
 from reidlab.datasets.parsing import check_options, load_market_style
 
 
-def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
-         **options) -> ReIDDataset:
+def load(
+    root: str | Path, *, strict: bool = True, verify_images: bool = False, **options
+) -> ReIDDataset:
     """Load Market-1501 from ``root``.
 
     Args:
@@ -37,6 +38,13 @@ def load(root: str | Path, *, strict: bool = True, verify_images: bool = False,
         DatasetError: missing split folders, unparseable names, empty splits, bad images.
     """
     check_options("market1501", options)
-    return load_market_style("market1501", root, inner="Market-1501-v15.09.15", outer="market1501",
-                             num_cameras=6, example="0002_c1s1_000451_03.jpg", strict=strict,
-                             verify_images=verify_images)
+    return load_market_style(
+        "market1501",
+        root,
+        inner="Market-1501-v15.09.15",
+        outer="market1501",
+        num_cameras=6,
+        example="0002_c1s1_000451_03.jpg",
+        strict=strict,
+        verify_images=verify_images,
+    )

@@ -59,8 +59,10 @@ def _camid(rel_path: str) -> int | None:
 def read_list(list_path: Path, image_dir: Path, *, strict: bool) -> tuple[list[Sample], int]:
     """Samples of one ``list_*.txt`` (``<relative path> <pid>`` per line); ``(samples, skipped)``."""
     if not list_path.is_file():
-        raise DatasetError(f"msmt17: list file {list_path} is missing; expected "
-                           f"{', '.join(LISTS)} in {list_path.parent}")
+        raise DatasetError(
+            f"msmt17: list file {list_path} is missing; expected "
+            f"{', '.join(LISTS)} in {list_path.parent}"
+        )
     samples, bad = [], []
     try:
         lines = list_path.read_text(encoding="utf-8").splitlines()
@@ -76,16 +78,25 @@ def read_list(list_path: Path, image_dir: Path, *, strict: bool) -> tuple[list[S
             continue
         samples.append(Sample(str(image_dir / fields[0]), int(fields[1]), cam))
     if bad:
-        msg = (f"msmt17: {len(bad)} line(s) of {list_path} do not parse: {quote_names(bad)}; "
-               "expected '<folder>/<pid>_<n>_<camera 01-15>_<...>.jpg <pid>'")
+        msg = (
+            f"msmt17: {len(bad)} line(s) of {list_path} do not parse: {quote_names(bad)}; "
+            "expected '<folder>/<pid>_<n>_<camera 01-15>_<...>.jpg <pid>'"
+        )
         if strict:
             raise DatasetError(msg + " (pass strict=False / --no-strict to skip them)")
         log.warning("%s; skipped", msg)
     return samples, len(bad)
 
 
-def load(root: str | Path, *, version: str | None = None, include_val: bool = True,
-         strict: bool = True, verify_images: bool = False, **options) -> ReIDDataset:
+def load(
+    root: str | Path,
+    *,
+    version: str | None = None,
+    include_val: bool = True,
+    strict: bool = True,
+    verify_images: bool = False,
+    **options,
+) -> ReIDDataset:
     """Load MSMT17 ``version`` ("v1" or "v2", required) from ``root``.
 
     Args:
@@ -98,22 +109,31 @@ def load(root: str | Path, *, version: str | None = None, include_val: bool = Tr
     """
     check_options("msmt17", options)
     if version is None:
-        raise DatasetError("msmt17: choose version='v1' or version='v2' (--version on the "
-                           "command line); V2 has the faces masked, V1 does not")
+        raise DatasetError(
+            "msmt17: choose version='v1' or version='v2' (--version on the "
+            "command line); V2 has the faces masked, V1 does not"
+        )
     v = str(version).lower()
     if v not in VERSIONS:
         raise DatasetError(f"msmt17: unknown version {version!r}; expected 'v1' or 'v2'")
     main, train_dir, test_dir = VERSIONS[v]
-    base = find_layout(root, [main, f"msmt17/{main}", ""], [train_dir, test_dir, *LISTS],
-                       "msmt17")
+    base = find_layout(root, [main, f"msmt17/{main}", ""], [train_dir, test_dir, *LISTS], "msmt17")
     lists, skipped = {}, {}
-    for name, folder in (("train", train_dir), ("val", train_dir), ("query", test_dir),
-                         ("gallery", test_dir)):
-        lists[name], skipped[name] = read_list(base / f"list_{name}.txt", base / folder,
-                                               strict=strict)
+    for name, folder in (
+        ("train", train_dir),
+        ("val", train_dir),
+        ("query", test_dir),
+        ("gallery", test_dir),
+    ):
+        lists[name], skipped[name] = read_list(
+            base / f"list_{name}.txt", base / folder, strict=strict
+        )
     train = lists["train"] + (lists["val"] if include_val else [])
-    check_files_exist(train + lists["query"] + lists["gallery"], dataset="msmt17",
-                      listed_in=f"the list files of {base}")
+    check_files_exist(
+        train + lists["query"] + lists["gallery"],
+        dataset="msmt17",
+        listed_in=f"the list files of {base}",
+    )
     info = {
         "version": v,
         "faces_masked": v == "v2",
@@ -122,8 +142,17 @@ def load(root: str | Path, *, version: str | None = None, include_val: bool = Tr
         "camids": "third name field 01..15 -> 0..14",
         "skipped_unparseable": skipped,
     }
-    return finalize("msmt17", base, train, lists["query"], lists["gallery"], info,
-                    verify_images=verify_images,
-                    where={"train": str(base / "list_train.txt"),
-                           "query": str(base / "list_query.txt"),
-                           "gallery": str(base / "list_gallery.txt")})
+    return finalize(
+        "msmt17",
+        base,
+        train,
+        lists["query"],
+        lists["gallery"],
+        info,
+        verify_images=verify_images,
+        where={
+            "train": str(base / "list_train.txt"),
+            "query": str(base / "list_query.txt"),
+            "gallery": str(base / "list_gallery.txt"),
+        },
+    )

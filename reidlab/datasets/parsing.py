@@ -55,8 +55,9 @@ def check_options(dataset: str, options: dict) -> None:
         )
 
 
-def find_layout(root: str | Path, candidates: Iterable[str], required: Sequence[str],
-                dataset: str) -> Path:
+def find_layout(
+    root: str | Path, candidates: Iterable[str], required: Sequence[str], dataset: str
+) -> Path:
     """Return the first ``root/<candidate>`` that holds every path in ``required``.
 
     ``candidates`` are sub-paths tried in order ("" is ``root`` itself). When none fits, the
@@ -123,8 +124,10 @@ def parse_names(
         else:
             samples.append(Sample(str(f), int(r[0]), int(r[1])))
     if bad:
-        msg = (f"{dataset}: {len(bad)} file name(s) in {where} do not parse: {quote_names(bad)}; "
-               f"expected {expected}")
+        msg = (
+            f"{dataset}: {len(bad)} file name(s) in {where} do not parse: {quote_names(bad)}; "
+            f"expected {expected}"
+        )
         if strict:
             raise DatasetError(msg + " (pass strict=False / --no-strict to skip them)")
         log.warning("%s; skipped", msg)
@@ -141,8 +144,14 @@ def read_split_folder(
             f"{dataset}: {split} split folder {folder} is missing; "
             f"{folder.parent} holds {describe_folder(folder.parent)}"
         )
-    return parse_names(list_images(folder), parse, dataset=dataset, where=str(folder),
-                       expected=expected, strict=strict)
+    return parse_names(
+        list_images(folder),
+        parse,
+        dataset=dataset,
+        where=str(folder),
+        expected=expected,
+        strict=strict,
+    )
 
 
 def drop_junk(samples: list[Sample], junk_pid: int = -1) -> tuple[list[Sample], int]:
@@ -174,8 +183,9 @@ def relabel(samples: Sequence[Sample]) -> tuple[list[Sample], dict[int, int]]:
     return [s._replace(pid=mapping[s.pid]) for s in samples], mapping
 
 
-def verify_image_files(paths: Iterable[str], *, dataset: str = "dataset",
-                       progress: bool = False) -> None:
+def verify_image_files(
+    paths: Iterable[str], *, dataset: str = "dataset", progress: bool = False
+) -> None:
     """Decode every image with :func:`reidlab.imageio.read_rgb`; raise one DatasetError listing
     all unreadable / corrupt / empty files (slow: it reads every file)."""
     from tqdm.auto import tqdm
@@ -219,15 +229,18 @@ def finalize(
     for split, samples in zip(SPLITS, (train, query, gallery)):
         if not samples and split not in allow_empty:
             src = where.get(split)
-            held = f", which holds {describe_folder(Path(src))}" if src and Path(src).is_dir() else ""
+            held = (
+                f", which holds {describe_folder(Path(src))}" if src and Path(src).is_dir() else ""
+            )
             raise DatasetError(
                 f"{name}: the {split} split is empty"
                 + (f" (from {src}{held})" if src else "")
                 + f"; expected image files ({', '.join(IMAGE_EXTENSIONS)}) with parseable names"
             )
     info.setdefault("pids", "raw (as in file names / lists); use reidlab.datasets.relabel(train)")
-    ds = ReIDDataset(name=name, root=Path(root), train=train, query=query, gallery=gallery,
-                     info=info)
+    ds = ReIDDataset(
+        name=name, root=Path(root), train=train, query=query, gallery=gallery, info=info
+    )
     if verify_images:
         verify_image_files((s.path for s in train + query + gallery), dataset=name)
         info["images_verified"] = True
@@ -257,8 +270,14 @@ def load_market_style(
     expected = f"names like {example} (pid_c<camera 1-{num_cameras}>...)"
     splits, junk, skipped = {}, {}, {}
     for split, folder in folders.items():
-        s, bad = read_split_folder(base / folder, lambda n: parse_market_style(n, num_cameras),
-                                   dataset=name, split=split, expected=expected, strict=strict)
+        s, bad = read_split_folder(
+            base / folder,
+            lambda n: parse_market_style(n, num_cameras),
+            dataset=name,
+            split=split,
+            expected=expected,
+            strict=strict,
+        )
         splits[split], junk[split] = drop_junk(s)
         skipped[split] = len(bad)
     info = {
@@ -268,6 +287,13 @@ def load_market_style(
         "skipped_unparseable": skipped,
         "camids": f"c1..c{num_cameras} -> 0..{num_cameras - 1}",
     }
-    return finalize(name, base, splits["train"], splits["query"], splits["gallery"], info,
-                    verify_images=verify_images,
-                    where={k: str(base / v) for k, v in folders.items()})
+    return finalize(
+        name,
+        base,
+        splits["train"],
+        splits["query"],
+        splits["gallery"],
+        info,
+        verify_images=verify_images,
+        where={k: str(base / v) for k, v in folders.items()},
+    )

@@ -106,24 +106,32 @@ def normalize_config(**settings) -> dict:
     """Defaults updated by ``settings``, validated and normalised (JSON-ready: lists)."""
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
-        raise DatasetError(f"synthetic: unknown setting(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(DEFAULTS)}")
+        raise DatasetError(
+            f"synthetic: unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(DEFAULTS)}"
+        )
     c = {**DEFAULTS, **settings}
     if not 2 <= int(c["num_ids"]) <= 9999:
         raise DatasetError(f"synthetic: num_ids must be in 2..9999, got {c['num_ids']}")
     if not 1 <= int(c["num_cameras"]) <= 9:
-        raise DatasetError("synthetic: num_cameras must be in 1..9 (Market names hold one digit), "
-                           f"got {c['num_cameras']}")
+        raise DatasetError(
+            "synthetic: num_cameras must be in 1..9 (Market names hold one digit), "
+            f"got {c['num_cameras']}"
+        )
     nc = int(c["num_cameras"])
     if "cameras_per_id" not in settings:
         c["cameras_per_id"] = (min(2, nc), nc)
     c["cameras_per_id"] = _pair(c["cameras_per_id"], "cameras_per_id", 1, nc)
-    c["images_per_id_per_camera"] = _pair(c["images_per_id_per_camera"],
-                                          "images_per_id_per_camera", 1, 1000)
+    c["images_per_id_per_camera"] = _pair(
+        c["images_per_id_per_camera"], "images_per_id_per_camera", 1, 1000
+    )
     c["face_height"] = _pair(c["face_height"], "face_height", 4, 64, integer=False)
     size = c["size"]
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(v, int) and 32 <= v <= 1024 for v in size)):
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(v, int) and 32 <= v <= 1024 for v in size)
+    ):
         raise DatasetError(f"synthetic: size must be (H, W) ints in 32..1024, got {size!r}")
     for k in ("uniform_fraction", "side_fraction", "back_fraction"):
         if not 0.0 <= float(c[k]) <= 1.0:
@@ -131,14 +139,23 @@ def normalize_config(**settings) -> dict:
     if float(c["side_fraction"]) + float(c["back_fraction"]) > 1.0:
         raise DatasetError("synthetic: side_fraction + back_fraction must be <= 1")
     if int(c["num_uniforms"]) < 1 or int(c["query_per_id"]) < 0 or int(c["num_distractors"]) < 0:
-        raise DatasetError("synthetic: need num_uniforms >= 1, query_per_id >= 0 and "
-                           "num_distractors >= 0")
+        raise DatasetError(
+            "synthetic: need num_uniforms >= 1, query_per_id >= 0 and num_distractors >= 0"
+        )
     if not 50 <= int(c["jpeg_quality"]) <= 100 or not 1 <= int(c["supersample"]) <= 8:
         raise DatasetError("synthetic: need 50 <= jpeg_quality <= 100 and 1 <= supersample <= 8")
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.items()}
     out["size"] = list(size)
-    for k in ("num_ids", "seed", "num_cameras", "query_per_id", "num_uniforms",
-              "num_distractors", "jpeg_quality", "supersample"):
+    for k in (
+        "num_ids",
+        "seed",
+        "num_cameras",
+        "query_per_id",
+        "num_uniforms",
+        "num_distractors",
+        "jpeg_quality",
+        "supersample",
+    ):
         out[k] = int(c[k])
     for k in ("uniform_fraction", "side_fraction", "back_fraction"):
         out[k] = float(c[k])
@@ -155,9 +172,17 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng([int(k) for k in key])
 
 
-def generate(root: str | Path, num_ids: int = 100, seed: int = 0,
-             size: tuple[int, int] = (128, 64), num_cameras: int = 6, *,
-             overwrite: bool = False, progress: bool = False, **settings) -> Path:
+def generate(
+    root: str | Path,
+    num_ids: int = 100,
+    seed: int = 0,
+    size: tuple[int, int] = (128, 64),
+    num_cameras: int = 6,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    **settings,
+) -> Path:
     """Draw a synthetic dataset into ``root`` (created; must be empty unless ``overwrite``).
 
     Args:
@@ -185,15 +210,18 @@ def generate(root: str | Path, num_ids: int = 100, seed: int = 0,
     Raises:
         DatasetError: a bad setting, or ``root`` is a non-empty folder and ``overwrite`` is False.
     """
-    cfg = normalize_config(num_ids=num_ids, seed=seed, size=size, num_cameras=num_cameras,
-                           **settings)
+    cfg = normalize_config(
+        num_ids=num_ids, seed=seed, size=size, num_cameras=num_cameras, **settings
+    )
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise DatasetError(f"synthetic: output root {root} is a file; expected a folder")
     if root.exists() and any(root.iterdir()):
         if not overwrite:
-            raise DatasetError(f"synthetic: output folder {root} is not empty; pass overwrite=True "
-                               "or choose an empty folder")
+            raise DatasetError(
+                f"synthetic: output folder {root} is not empty; pass overwrite=True "
+                "or choose an empty folder"
+            )
         for name in list(SPLIT_FOLDERS.values()):
             shutil.rmtree(root / name, ignore_errors=True)
     for name in SPLIT_FOLDERS.values():
@@ -208,11 +236,20 @@ def generate(root: str | Path, num_ids: int = 100, seed: int = 0,
         "images": [{k: r[k] for k in keys} for r in records],
     }
     (root / FACE_BOXES).write_text(json.dumps(side, indent=0))
-    meta = {**cfg, "generator_version": GENERATOR_VERSION, "config_hash": config_hash(cfg),
-            "counts": counts}
+    meta = {
+        **cfg,
+        "generator_version": GENERATOR_VERSION,
+        "config_hash": config_hash(cfg),
+        "counts": counts,
+    }
     (root / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    log.info("synthetic: %d images (%s) in %.1f s at %s", len(records), counts,
-             time.perf_counter() - t0, root)
+    log.info(
+        "synthetic: %d images (%s) in %.1f s at %s",
+        len(records),
+        counts,
+        time.perf_counter() - t0,
+        root,
+    )
     return root
 
 
@@ -236,10 +273,19 @@ def _draw(root: Path, cfg: dict, progress: bool) -> list[dict]:
     uniform_of = {pid: i % cfg["num_uniforms"] for i, pid in enumerate(wearers)}
     cams = [R.sample_camera(_rng(seed, 4, c), c, size, ss) for c in range(nc)]
     views = R.VIEWS
-    p_views = [1 - cfg["side_fraction"] - cfg["back_fraction"], cfg["side_fraction"],
-               cfg["back_fraction"]]
-    enc = [int(cv2.IMWRITE_JPEG_QUALITY), cfg["jpeg_quality"], int(cv2.IMWRITE_JPEG_OPTIMIZE), 0,
-           int(cv2.IMWRITE_JPEG_PROGRESSIVE), 0]
+    p_views = [
+        1 - cfg["side_fraction"] - cfg["back_fraction"],
+        cfg["side_fraction"],
+        cfg["back_fraction"],
+    ]
+    enc = [
+        int(cv2.IMWRITE_JPEG_QUALITY),
+        cfg["jpeg_quality"],
+        int(cv2.IMWRITE_JPEG_OPTIMIZE),
+        0,
+        int(cv2.IMWRITE_JPEG_PROGRESSIVE),
+        0,
+    ]
     frame = [0] * nc
     records: list[dict] = []
 
@@ -250,8 +296,14 @@ def _draw(root: Path, cfg: dict, progress: bool) -> list[dict]:
         if u >= 0:
             clothes = uniforms[u]
         fh = float(np.exp(r.uniform(np.log(fr[0]), np.log(fr[1]))))
-        return R.Identity(pid=pid, face=face, face_height=fh, build=float(r.uniform(0.85, 1.15)),
-                          uniform=u, **clothes)
+        return R.Identity(
+            pid=pid,
+            face=face,
+            face_height=fh,
+            build=float(r.uniform(0.85, 1.15)),
+            uniform=u,
+            **clothes,
+        )
 
     def shoot(ident: R.Identity, c: int, r: np.random.Generator, split: str) -> None:
         view = views[int(r.choice(3, p=p_views))]
@@ -266,19 +318,38 @@ def _draw(root: Path, cfg: dict, progress: bool) -> list[dict]:
         (root / rel).write_bytes(buf.tobytes())
         if box is not None:
             h, w = size
-            box = [round(min(max(box[0], 0.0), w), 3), round(min(max(box[1], 0.0), h), 3),
-                   round(min(max(box[2], 0.0), w), 3), round(min(max(box[3], 0.0), h), 3)]
-        records.append({"path": rel, "pid": ident.pid, "camid": c, "view": view,
-                        "uniform": ident.uniform, "face_height": round(fh, 3), "box": box,
-                        "split": split})
+            box = [
+                round(min(max(box[0], 0.0), w), 3),
+                round(min(max(box[1], 0.0), h), 3),
+                round(min(max(box[2], 0.0), w), 3),
+                round(min(max(box[3], 0.0), h), 3),
+            ]
+        records.append(
+            {
+                "path": rel,
+                "pid": ident.pid,
+                "camid": c,
+                "view": view,
+                "uniform": ident.uniform,
+                "face_height": round(fh, 3),
+                "box": box,
+                "split": split,
+            }
+        )
 
     for pid in tqdm(pids.tolist(), desc="synthetic ids", disable=not progress):
         ident = identity(pid, _rng(seed, 3, pid))
         r = _rng(seed, 5, pid)
         k = int(r.integers(cfg["cameras_per_id"][0], cfg["cameras_per_id"][1] + 1))
         id_cams = sorted(r.choice(nc, size=k, replace=False).tolist())
-        counts = {c: int(r.integers(cfg["images_per_id_per_camera"][0],
-                                    cfg["images_per_id_per_camera"][1] + 1)) for c in id_cams}
+        counts = {
+            c: int(
+                r.integers(
+                    cfg["images_per_id_per_camera"][0], cfg["images_per_id_per_camera"][1] + 1
+                )
+            )
+            for c in id_cams
+        }
         query_at: dict[int, int] = {}
         if pid not in train_ids and cfg["query_per_id"] > 0:
             # queries only from cameras that keep a gallery image, like Market's
@@ -287,8 +358,9 @@ def _draw(root: Path, cfg: dict, progress: bool) -> list[dict]:
             query_at = {ok[i]: int(r.integers(counts[ok[i]])) for i in sorted(qc.tolist())}
         for c in id_cams:
             for j in range(counts[c]):
-                split = ("train" if pid in train_ids
-                         else "query" if query_at.get(c) == j else "gallery")
+                split = (
+                    "train" if pid in train_ids else "query" if query_at.get(c) == j else "gallery"
+                )
                 shoot(ident, c, _rng(seed, 6, pid, c, j), split)
     for d in range(cfg["num_distractors"]):
         r = _rng(seed, 8, d)
@@ -317,8 +389,7 @@ def read_config(root: str | Path) -> dict | None:
         return None
 
 
-def ensure_synthetic(root: str | Path | None = None, *, progress: bool = False,
-                     **config) -> Path:
+def ensure_synthetic(root: str | Path | None = None, *, progress: bool = False, **config) -> Path:
     """Return a synthetic dataset folder for ``config``, generating it only if needed.
 
     ``root`` defaults to :func:`default_root` (a folder named by the config's hash). The dataset
@@ -330,16 +401,21 @@ def ensure_synthetic(root: str | Path | None = None, *, progress: bool = False,
     root = Path(root) if root is not None else default_root(cfg)
     have = read_config(root)
     want_hash = config_hash(cfg)
-    if (have and have.get("config_hash") == want_hash
-            and have.get("generator_version") == GENERATOR_VERSION
-            and (root / FACE_BOXES).is_file()):
+    if (
+        have
+        and have.get("config_hash") == want_hash
+        and have.get("generator_version") == GENERATOR_VERSION
+        and (root / FACE_BOXES).is_file()
+    ):
         log.debug("synthetic: reusing %s", root)
         return root
     if root.exists() and not root.is_dir():
         raise DatasetError(f"synthetic: {root} is a file; expected a dataset folder")
     if root.exists() and any(root.iterdir()) and have is None:
-        raise DatasetError(f"synthetic: {root} holds files but no {CONFIG}; refusing to replace "
-                           "a folder that is not a synthetic dataset")
+        raise DatasetError(
+            f"synthetic: {root} holds files but no {CONFIG}; refusing to replace "
+            "a folder that is not a synthetic dataset"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
@@ -368,8 +444,14 @@ def ensure_synthetic(root: str | Path | None = None, *, progress: bool = False,
 # ----------------------------------------------------------------------------- loading
 
 
-def load(root: str | Path, *, distractors: bool = True, strict: bool = True,
-         verify_images: bool = False, **options) -> ReIDDataset:
+def load(
+    root: str | Path,
+    *,
+    distractors: bool = True,
+    strict: bool = True,
+    verify_images: bool = False,
+    **options,
+) -> ReIDDataset:
     """Load a generated synthetic dataset (Market-1501 naming; pids raw, camids 0-based).
 
     Args:
@@ -385,17 +467,29 @@ def load(root: str | Path, *, distractors: bool = True, strict: bool = True,
     check_options("synthetic", options)
     cfg = read_config(root)
     if cfg is None:
-        raise DatasetError(f"synthetic: {Path(root) / CONFIG} is missing or unreadable; expected "
-                           "a folder written by reidlab.datasets.synthetic.generate "
-                           "(or `reidlab synthetic ROOT`)")
-    ds = load_market_style("synthetic", root, inner="", outer="", num_cameras=cfg["num_cameras"],
-                           example="0002_c1s1_000451_01.jpg", strict=strict,
-                           verify_images=verify_images)
+        raise DatasetError(
+            f"synthetic: {Path(root) / CONFIG} is missing or unreadable; expected "
+            "a folder written by reidlab.datasets.synthetic.generate "
+            "(or `reidlab synthetic ROOT`)"
+        )
+    ds = load_market_style(
+        "synthetic",
+        root,
+        inner="",
+        outer="",
+        num_cameras=cfg["num_cameras"],
+        example="0002_c1s1_000451_01.jpg",
+        strict=strict,
+        verify_images=verify_images,
+    )
     if not distractors:
         ds.gallery = [s for s in ds.gallery if s.pid != 0]
         ds.info["distractors"] = 0
-    ds.info.update(face_boxes=str(Path(ds.root) / FACE_BOXES), config=cfg,
-                   generator_version=cfg.get("generator_version"))
+    ds.info.update(
+        face_boxes=str(Path(ds.root) / FACE_BOXES),
+        config=cfg,
+        generator_version=cfg.get("generator_version"),
+    )
     return ds
 
 
@@ -410,8 +504,10 @@ def read_face_records(root: str | Path) -> list[dict]:
     try:
         return json.loads(p.read_text())["images"]
     except (OSError, ValueError, KeyError) as e:
-        raise DatasetError(f"synthetic: cannot read face boxes from {p}: {e}; expected the "
-                           "sidecar written by generate()") from e
+        raise DatasetError(
+            f"synthetic: cannot read face boxes from {p}: {e}; expected the "
+            "sidecar written by generate()"
+        ) from e
 
 
 def load_face_boxes(root: str | Path) -> dict[str, np.ndarray]:
@@ -424,6 +520,7 @@ def load_face_boxes(root: str | Path) -> dict[str, np.ndarray]:
     out = {}
     for r in read_face_records(root):
         box = r["box"]
-        out[str(base / r["path"])] = (np.asarray([box], np.float32) if box is not None
-                                      else np.zeros((0, 4), np.float32))
+        out[str(base / r["path"])] = (
+            np.asarray([box], np.float32) if box is not None else np.zeros((0, 4), np.float32)
+        )
     return out

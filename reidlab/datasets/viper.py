@@ -46,14 +46,17 @@ def _parse(name: str, camid: int) -> tuple[int, int] | None:
     return (int(m.group(1)), camid) if m else None
 
 
-def split_pids(pids: list[int], split_index: int, seed: int = DEFAULT_SEED
-               ) -> tuple[list[int], list[int]]:
+def split_pids(
+    pids: list[int], split_index: int, seed: int = DEFAULT_SEED
+) -> tuple[list[int], list[int]]:
     """``(train_pids, test_pids)`` of split ``split_index`` (sorted lists, halves of ``pids``).
 
     With an odd number of ids the test half gets the extra one.
     """
     if not 0 <= split_index < NUM_SPLITS:
-        raise DatasetError(f"viper: split_index {split_index} out of range; expected 0..{NUM_SPLITS - 1}")
+        raise DatasetError(
+            f"viper: split_index {split_index} out of range; expected 0..{NUM_SPLITS - 1}"
+        )
     pids = sorted(pids)
     rng = np.random.default_rng(seed)
     for _ in range(split_index + 1):
@@ -64,9 +67,16 @@ def split_pids(pids: list[int], split_index: int, seed: int = DEFAULT_SEED
     return train, test
 
 
-def load(root: str | Path, *, split_index: int = 0, seed: int = DEFAULT_SEED,
-         swap: bool = False, strict: bool = True, verify_images: bool = False,
-         **options) -> ReIDDataset:
+def load(
+    root: str | Path,
+    *,
+    split_index: int = 0,
+    seed: int = DEFAULT_SEED,
+    swap: bool = False,
+    strict: bool = True,
+    verify_images: bool = False,
+    **options,
+) -> ReIDDataset:
     """Load VIPeR split ``split_index`` (0..9) from ``root``.
 
     Args:
@@ -81,9 +91,13 @@ def load(root: str | Path, *, split_index: int = 0, seed: int = DEFAULT_SEED,
     by_cam: list[dict[int, Sample]] = []
     for camid, cam in enumerate(("cam_a", "cam_b")):
         samples, _ = parse_names(
-            list_images(base / cam), lambda n, c=camid: _parse(n, c), dataset="viper",
-            where=str(base / cam), expected="names like 000_45.bmp (<pid>_<angle>.bmp)",
-            strict=strict)
+            list_images(base / cam),
+            lambda n, c=camid: _parse(n, c),
+            dataset="viper",
+            where=str(base / cam),
+            expected="names like 000_45.bmp (<pid>_<angle>.bmp)",
+            strict=strict,
+        )
         seen: dict[int, Sample] = {}
         dup = []
         for s in samples:
@@ -92,17 +106,23 @@ def load(root: str | Path, *, split_index: int = 0, seed: int = DEFAULT_SEED,
             else:
                 seen[s.pid] = s
         if dup:
-            raise DatasetError(f"viper: {base / cam} holds several images of the same pid: "
-                               f"{quote_names(dup)}; expected one image per person per camera")
+            raise DatasetError(
+                f"viper: {base / cam} holds several images of the same pid: "
+                f"{quote_names(dup)}; expected one image per person per camera"
+            )
         by_cam.append(seen)
     a, b = by_cam
     only = sorted(set(a) ^ set(b))
     if only:
-        raise DatasetError(f"viper: {len(only)} pid(s) appear in only one of cam_a/cam_b "
-                           f"({quote_names([str(p) for p in only])}); expected each person in both")
+        raise DatasetError(
+            f"viper: {len(only)} pid(s) appear in only one of cam_a/cam_b "
+            f"({quote_names([str(p) for p in only])}); expected each person in both"
+        )
     if not a:
-        raise DatasetError(f"viper: no images in {base / 'cam_a'} and {base / 'cam_b'}; "
-                           "expected .bmp files like 000_45.bmp")
+        raise DatasetError(
+            f"viper: no images in {base / 'cam_a'} and {base / 'cam_b'}; "
+            "expected .bmp files like 000_45.bmp"
+        )
     train_pids, test_pids = split_pids(list(a), split_index, seed)
     train = [s for p in train_pids for s in (a[p], b[p])]
     qcam, gcam = (b, a) if swap else (a, b)

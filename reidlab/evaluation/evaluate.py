@@ -91,9 +91,17 @@ def evaluate(
     std = tuple(std or getattr(model, "pixel_std", (0.229, 0.224, 0.225)))
     query, gallery = list(dataset.query), list(dataset.gallery)
     common = {
-        "size": size, "mean": mean, "std": std, "batch_size": batch_size, "flip": flip,
-        "normalize": normalize, "boxes": boxes, "device": device, "num_workers": num_workers,
-        "amp": amp, "progress": progress,
+        "size": size,
+        "mean": mean,
+        "std": std,
+        "batch_size": batch_size,
+        "flip": flip,
+        "normalize": normalize,
+        "boxes": boxes,
+        "device": device,
+        "num_workers": num_workers,
+        "amp": amp,
+        "progress": progress,
     }
     t0 = time.perf_counter()
     qf = extract_features(model, query, anonymizer=query_anonymizer, desc="query", **common)
@@ -101,7 +109,9 @@ def evaluate(
     t_feat = time.perf_counter() - t0
     t1 = time.perf_counter()
     if rerank:
-        distmat = re_ranking_features(qf, gf, k1=k1, k2=k2, lambda_value=lambda_value, metric=distance)
+        distmat = re_ranking_features(
+            qf, gf, k1=k1, k2=k2, lambda_value=lambda_value, metric=distance
+        )
     else:
         distmat = pairwise_distance(qf, gf, metric=distance)
     t_dist = time.perf_counter() - t1
@@ -110,8 +120,17 @@ def evaluate(
     g_pids = np.array([s.pid for s in gallery], np.int64)
     g_cams = np.array([s.camid for s in gallery], np.int64)
     t2 = time.perf_counter()
-    m = rank_metrics(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank, ap=ap,
-                     cmc_mode=cmc_mode, seed=seed)
+    m = rank_metrics(
+        distmat,
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        max_rank=max_rank,
+        ap=ap,
+        cmc_mode=cmc_mode,
+        seed=seed,
+    )
     t_metrics = time.perf_counter() - t2
     n_img = len(query) + len(gallery)
     metrics = dict(m.summary())
@@ -158,7 +177,11 @@ def evaluate(
         settings.update(dict(extra_settings))
     log.info(
         "evaluated %s on %s: mAP %.2f rank-1 %.2f (%d queries, %.0f img/s)",
-        settings["model"], settings["dataset"], 100 * m.mAP, 100 * m.rank1, len(query),
+        settings["model"],
+        settings["dataset"],
+        100 * m.mAP,
+        100 * m.rank1,
+        len(query),
         n_img / max(t_feat, 1e-9),
     )
     per_query = {

@@ -268,8 +268,11 @@ class FeatureExtractor:
         self.opts = {
             "cl": _resolve_channels_last(channels_last, model),
             "auto": channels_last == "auto",
-            "kw": {"flip": flip, "normalize": normalize,
-                   "amp_dtype": _resolve_amp(amp, self.device)},
+            "kw": {
+                "flip": flip,
+                "normalize": normalize,
+                "amp_dtype": _resolve_amp(amp, self.device),
+            },
         }
 
     def _to_batch(self, inputs):
@@ -283,7 +286,9 @@ class FeatureExtractor:
             x = inputs[None] if inputs.ndim == 3 else inputs
             x = x.to(self.device, torch.float32)
             if tuple(x.shape[-2:]) != (h, w):
-                x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+                x = torch.nn.functional.interpolate(
+                    x, size=(h, w), mode="bilinear", align_corners=False
+                )
             return x
         if isinstance(inputs, (str, np.ndarray)) and not (
             isinstance(inputs, np.ndarray) and inputs.ndim == 4
@@ -302,4 +307,6 @@ class FeatureExtractor:
         import torch
 
         with torch.inference_mode():
-            return _forward_checked(self.model, self._to_batch(inputs), self.mean, self.std, self.opts)
+            return _forward_checked(
+                self.model, self._to_batch(inputs), self.mean, self.std, self.opts
+            )

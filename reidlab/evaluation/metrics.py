@@ -109,7 +109,10 @@ def _as_numpy(x) -> np.ndarray:
 
 def _removed_mask(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
     """``(Q, G)`` bool: the items the Market rule removes (same pid and camera, or pid -1)."""
-    q_pids, g_pids = np.asarray(q_pids, np.int64).reshape(-1), np.asarray(g_pids, np.int64).reshape(-1)
+    q_pids, g_pids = (
+        np.asarray(q_pids, np.int64).reshape(-1),
+        np.asarray(g_pids, np.int64).reshape(-1),
+    )
     q_camids = np.asarray(q_camids, np.int64).reshape(-1)
     g_camids = np.asarray(g_camids, np.int64).reshape(-1)
     same = (q_pids[:, None] == g_pids[None]) & (q_camids[:, None] == g_camids[None])
@@ -193,8 +196,14 @@ def _same_pid_pairs(q_pids: np.ndarray, g_pids: np.ndarray):
     return rows, g_order[np.repeat(st, n) + offs].astype(np.int64)
 
 
-def _chunk_ranks(dc: np.ndarray, pr: np.ndarray, pc: np.ndarray, jr: np.ndarray, jc: np.ndarray,
-                 junk_col: np.ndarray | None) -> np.ndarray | None:
+def _chunk_ranks(
+    dc: np.ndarray,
+    pr: np.ndarray,
+    pc: np.ndarray,
+    jr: np.ndarray,
+    jc: np.ndarray,
+    junk_col: np.ndarray | None,
+) -> np.ndarray | None:
     """0-based ranks of positives ``(pr, pc)`` (sorted by row) in a C-contiguous chunk ``dc``.
 
     Removed items: the pairs ``(jr, jc)`` and the columns where ``junk_col`` (``(G,)`` bool or

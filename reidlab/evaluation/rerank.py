@@ -110,7 +110,9 @@ def _rerank_core(
         v_cols.append(c)
         v_vals.append(w)
     V = torch.sparse_coo_tensor(
-        torch.stack([torch.cat(v_rows), torch.cat(v_cols)]), torch.cat(v_vals), (N, N),
+        torch.stack([torch.cat(v_rows), torch.cat(v_cols)]),
+        torch.cat(v_vals),
+        (N, N),
         check_invariants=False,
     ).coalesce()
 
@@ -126,7 +128,9 @@ def _rerank_core(
         start = torch.repeat_interleave(ptr[nb] - (torch.cumsum(c, 0) - c), c)
         pos = start + torch.arange(int(c.sum()), device=device)
         V = torch.sparse_coo_tensor(
-            torch.stack([torch.repeat_interleave(dst, c), vi[1][pos]]), vv[pos] / k2, (N, N),
+            torch.stack([torch.repeat_interleave(dst, c), vi[1][pos]]),
+            vv[pos] / k2,
+            (N, N),
             check_invariants=False,
         ).coalesce()
     vi, vv = V.indices(), V.values()
@@ -150,7 +154,9 @@ def _rerank_core(
     s = 0
     while s < Q:
         before = int(join_cum[s - 1]) if s else 0
-        e = int(torch.searchsorted(join_cum, torch.tensor(before + budget, device=device), right=True))
+        e = int(
+            torch.searchsorted(join_cum, torch.tensor(before + budget, device=device), right=True)
+        )
         e = min(Q, s + chunk_rows, max(e, s + 1))
         a, b = int(q_ptr[s]), int(q_ptr[e])
         qi, qk, qv = vr[a:b] - s, vc[a:b], vv[a:b]
@@ -224,7 +230,14 @@ def re_ranking(
 
     with torch.no_grad():
         out = _rerank_core(
-            rows, pairs, Q, Q + G, k1, k2, lambda_value, device,
+            rows,
+            pairs,
+            Q,
+            Q + G,
+            k1,
+            k2,
+            lambda_value,
+            device,
             _default_rows(Q + G, max_memory_mb),
         )
     return out.cpu().numpy() if as_numpy else out
@@ -274,7 +287,14 @@ def re_ranking_features(
 
     with torch.no_grad():
         out = _rerank_core(
-            rows, pairs, Q, len(allf), k1, k2, lambda_value, q.device,
+            rows,
+            pairs,
+            Q,
+            len(allf),
+            k1,
+            k2,
+            lambda_value,
+            q.device,
             _default_rows(len(allf), max_memory_mb),
         )
     return out.cpu().numpy() if as_numpy else out

@@ -65,7 +65,9 @@ def build_detector(name: str, **params) -> Detector:
     """
     key = name.lower()
     if key not in _REGISTRY:
-        raise DetectorError(f"unknown face detector {name!r}; known: {', '.join(available_detectors())}")
+        raise DetectorError(
+            f"unknown face detector {name!r}; known: {', '.join(available_detectors())}"
+        )
     mod, cls = _REGISTRY[key].split(":")
     return getattr(importlib.import_module(mod), cls)(**params)
 
@@ -94,7 +96,9 @@ def resize_by(img: np.ndarray, factor: float) -> np.ndarray:
     nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
     if (nh, nw) == (h, w):
         return img
-    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR if factor >= 1 else cv2.INTER_AREA)
+    return cv2.resize(
+        img, (nw, nh), interpolation=cv2.INTER_LINEAR if factor >= 1 else cv2.INTER_AREA
+    )
 
 
 def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -134,11 +138,11 @@ def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
     for i in range(len(boxes)):
         if not keep[i]:
             continue
-        w = (np.minimum(x2[i], x2[i + 1:]) - np.maximum(x1[i], x1[i + 1:])).clip(0)
-        h = (np.minimum(y2[i], y2[i + 1:]) - np.maximum(y1[i], y1[i + 1:])).clip(0)
+        w = (np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :])).clip(0)
+        h = (np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :])).clip(0)
         inter = w * h
-        ovr = inter / np.maximum(area[i] + area[i + 1:] - inter, 1e-12)
-        keep[i + 1:] &= ovr < iou
+        ovr = inter / np.maximum(area[i] + area[i + 1 :] - inter, 1e-12)
+        keep[i + 1 :] &= ovr < iou
     return boxes[keep]
 
 
@@ -170,7 +174,9 @@ class Detector:
         if not 0.0 <= threshold <= 1.0:
             raise DetectorError(f"{self.name}: threshold must be in [0, 1], got {threshold}")
         if head_region is not None and not 0.0 < head_region <= 1.0:
-            raise DetectorError(f"{self.name}: head_region must be in (0, 1] or None, got {head_region}")
+            raise DetectorError(
+                f"{self.name}: head_region must be in (0, 1] or None, got {head_region}"
+            )
         if box_scale <= 0:
             raise DetectorError(f"{self.name}: box_scale must be > 0, got {box_scale}")
         self.params: dict = {

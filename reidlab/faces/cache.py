@@ -57,20 +57,34 @@ def _load_cache(folder: Path | None):
     """(images, boxes) tables of one configuration's cache folder; empty ones when absent/None."""
     import pandas as pd
 
-    if folder is not None and (folder / "images.parquet").is_file() and (folder / "boxes.parquet").is_file():
+    if (
+        folder is not None
+        and (folder / "images.parquet").is_file()
+        and (folder / "boxes.parquet").is_file()
+    ):
         return pd.read_parquet(folder / "images.parquet"), pd.read_parquet(folder / "boxes.parquet")
     return (
-        pd.DataFrame({"sha1": pd.Series(dtype=str), "height": pd.Series(dtype="int64"),
-                      "width": pd.Series(dtype="int64")}),
-        pd.DataFrame({"sha1": pd.Series(dtype=str), **{c: pd.Series(dtype="float32")
-                                                       for c in ("x1", "y1", "x2", "y2", "score")}}),
+        pd.DataFrame(
+            {
+                "sha1": pd.Series(dtype=str),
+                "height": pd.Series(dtype="int64"),
+                "width": pd.Series(dtype="int64"),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "sha1": pd.Series(dtype=str),
+                **{c: pd.Series(dtype="float32") for c in ("x1", "y1", "x2", "y2", "score")},
+            }
+        ),
     )
 
 
 def _save_cache(folder: Path, detector: Detector, images, boxes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"name": detector.name, "params": detector.params},
-                                                   sort_keys=True, indent=1))
+    (folder / "config.json").write_text(
+        json.dumps({"name": detector.name, "params": detector.params}, sort_keys=True, indent=1)
+    )
     # write to temp files then rename, so an interrupted run never leaves a half-written cache
     for name, df in (("images", images), ("boxes", boxes)):
         tmp = folder / f".{name}.parquet.tmp"
@@ -114,7 +128,9 @@ def detect_split(
     paths = [_sample_path(s) for s in samples]
     abs_paths = [p if os.path.isabs(p) else str(root / p) for p in paths]
     rels = [os.path.relpath(p, root) for p in abs_paths]
-    shas = [file_sha1(p) for p in tqdm(abs_paths, desc="hashing", disable=not progress, leave=False)]
+    shas = [
+        file_sha1(p) for p in tqdm(abs_paths, desc="hashing", disable=not progress, leave=False)
+    ]
 
     use_cache = cache_dir is not False and detector.cacheable
     folder = None
@@ -128,15 +144,20 @@ def detect_split(
         if h not in known and h not in todo:
             todo[h] = p
     hits = len(abs_paths) - sum(1 for h in shas if h in todo)
-    log.info("%s: %d images, %d cached, %d to detect", detector.name, len(abs_paths), hits, len(todo))
+    log.info(
+        "%s: %d images, %d cached, %d to detect", detector.name, len(abs_paths), hits, len(todo)
+    )
 
     new_images, new_boxes = [], []
     items = list(todo.items())
     bar = tqdm(total=len(items), desc=f"faces ({detector.name})", disable=not progress)
     for s in range(0, len(items), batch_size):
-        chunk = items[s:s + batch_size]
+        chunk = items[s : s + batch_size]
         imgs = [read_rgb(p) for _, p in chunk]
-        if hasattr(detector, "detect_paths") and type(detector).detect_paths is not Detector.detect_paths:
+        if (
+            hasattr(detector, "detect_paths")
+            and type(detector).detect_paths is not Detector.detect_paths
+        ):
             dets = detector.detect_paths([p for _, p in chunk])  # path-aware backends (oracle)
         else:
             dets = detector.detect_batch(imgs)
@@ -149,7 +170,9 @@ def detect_split(
     if new_images:
         add_i = pd.DataFrame(new_images, columns=["sha1", "height", "width"])
         add_b = pd.DataFrame(new_boxes, columns=["sha1", "x1", "y1", "x2", "y2", "score"])
-        add_b[["x1", "y1", "x2", "y2", "score"]] = add_b[["x1", "y1", "x2", "y2", "score"]].astype("float32")
+        add_b[["x1", "y1", "x2", "y2", "score"]] = add_b[["x1", "y1", "x2", "y2", "score"]].astype(
+            "float32"
+        )
         images_df = pd.concat([images_df, add_i], ignore_index=True) if len(images_df) else add_i
         boxes_df = pd.concat([boxes_df, add_b], ignore_index=True) if len(boxes_df) else add_b
         if folder:
@@ -157,9 +180,13 @@ def detect_split(
 
     # assemble the per-path table in sample order
     by_sha: dict[str, np.ndarray] = {
-        h: g[["x1", "y1", "x2", "y2", "score"]].to_numpy(np.float32) for h, g in boxes_df.groupby("sha1")
+        h: g[["x1", "y1", "x2", "y2", "score"]].to_numpy(np.float32)
+        for h, g in boxes_df.groupby("sha1")
     }
-    sizes = {h: (int(a), int(b)) for h, a, b in images_df[["sha1", "height", "width"]].itertuples(index=False)}
+    sizes = {
+        h: (int(a), int(b))
+        for h, a, b in images_df[["sha1", "height", "width"]].itertuples(index=False)
+    }
     params = detector.params_json()
     rows = []
     n_face = n_prior = 0
@@ -174,14 +201,25 @@ def detect_split(
     df = pd.DataFrame(
         [(r[0], r[1], *r[2:7], detector.name, params, r[7]) for r in rows], columns=COLUMNS
     )
-    df = df.astype({c: "float32" for c in ("x1", "y1", "x2", "y2", "score")}).astype({"fail_closed": bool})
+    df = df.astype({c: "float32" for c in ("x1", "y1", "x2", "y2", "score")}).astype(
+        {"fail_closed": bool}
+    )
     df.attrs.update(
-        num_images=len(rels), num_with_face=n_face, num_fail_closed=n_prior,
-        cache_hits=hits, cache_misses=len(todo), detector=detector.name, params=params,
+        num_images=len(rels),
+        num_with_face=n_face,
+        num_fail_closed=n_prior,
+        cache_hits=hits,
+        cache_misses=len(todo),
+        detector=detector.name,
+        params=params,
     )
     if prior is not None:
         df.attrs["prior"] = json.dumps(prior.__dict__)
-        log.info("fail-closed: %d of %d images had no detection and got the head prior", n_prior, len(rels))
+        log.info(
+            "fail-closed: %d of %d images had no detection and got the head prior",
+            n_prior,
+            len(rels),
+        )
     return df
 
 
@@ -189,8 +227,12 @@ def fail_closed_summary(df) -> dict:
     """Counts from a :func:`detect_split` table: images, with a face, needing the prior, their share."""
     n = int(df.attrs.get("num_images", df["path"].nunique()))
     k = int(df.attrs.get("num_fail_closed", df.loc[df["fail_closed"], "path"].nunique()))
-    return {"images": n, "with_face": int(df.attrs.get("num_with_face", n - k)), "fail_closed": k,
-            "fail_closed_rate": k / n if n else 0.0}
+    return {
+        "images": n,
+        "with_face": int(df.attrs.get("num_with_face", n - k)),
+        "fail_closed": k,
+        "fail_closed_rate": k / n if n else 0.0,
+    }
 
 
 def boxes_by_path(df, root: str | Path) -> dict[str, np.ndarray]:

@@ -87,12 +87,12 @@ def _fields(buf: bytes):
         if wt == 0:
             val, i = _read_varint(buf, i)
         elif wt == 1:
-            val, i = buf[i:i + 8], i + 8
+            val, i = buf[i : i + 8], i + 8
         elif wt == 2:
             n, i = _read_varint(buf, i)
-            val, i = buf[i:i + n], i + n
+            val, i = buf[i : i + n], i + n
         elif wt == 5:
-            val, i = buf[i:i + 4], i + 4
+            val, i = buf[i : i + 4], i + 4
         else:
             raise DetectorError(f"centerface: unsupported protobuf wire type {wt} in the ONNX file")
         yield field, wt, val, buf[start:i]
@@ -125,13 +125,16 @@ def _dims(value_info: bytes) -> tuple[int, list]:
                     for f4, _, v4, _ in _fields(v3):
                         if f4 == 1:  # dim
                             d = next(_fields(v4), None)
-                            dims.append(None if d is None else (d[2] if d[0] == 1 else d[2].decode()))
+                            dims.append(
+                                None if d is None else (d[2] if d[0] == 1 else d[2].decode())
+                            )
     return elem, dims
 
 
 def _value_info(name: str, elem: int, dims: list) -> bytes:
     shape = b"".join(
-        _ld(1, _varint(1 << 3) + _varint(d) if isinstance(d, int) else _ld(2, d.encode())) for d in dims
+        _ld(1, _varint(1 << 3) + _varint(d) if isinstance(d, int) else _ld(2, d.encode()))
+        for d in dims
     )
     tensor = _varint(1 << 3) + _varint(elem) + _ld(2, shape)
     return _ld(1, name.encode()) + _ld(2, _ld(1, tensor))
@@ -318,7 +321,7 @@ class CenterFaceDetector(Detector):
         flip = self.params["flip_tta"]
         for shape, idx in groups.items():
             for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s:s + self.batch_size]
+                chunk = idx[s : s + self.batch_size]
                 blobs = np.stack([prepared[i][0] for i in chunk])
                 dets = self.run_blobs(blobs)
                 if flip:

@@ -30,8 +30,17 @@ from reidlab.faces.base import EMPTY, Detector, DetectorError, nms, resize_by
 class _FileDetector(Detector):
     kind = "file"
 
-    def __init__(self, *, path: str | Path, upscale: float = 1.0, threshold: float = 0.5,
-                 nms_iou: float | None = 0.3, pad_to: int = 1, batch_size: int = 32, **common) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        upscale: float = 1.0,
+        threshold: float = 0.5,
+        nms_iou: float | None = 0.3,
+        pad_to: int = 1,
+        batch_size: int = 32,
+        **common,
+    ) -> None:
         super().__init__(upscale=upscale, threshold=threshold, **common)
         path = Path(path)
         if not path.is_file():
@@ -39,8 +48,12 @@ class _FileDetector(Detector):
         self.path = path
         # the file's content hash is part of the cache key: a retrained file invalidates the cache
         sha = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
-        self.params.update(path=str(path), file_sha1=sha, nms_iou=None if nms_iou is None else float(nms_iou),
-                           pad_to=int(pad_to))
+        self.params.update(
+            path=str(path),
+            file_sha1=sha,
+            nms_iou=None if nms_iou is None else float(nms_iou),
+            pad_to=int(pad_to),
+        )
         self.batch_size = int(batch_size)
         self._model = None
 
@@ -64,12 +77,15 @@ class _FileDetector(Detector):
         out: list[np.ndarray] = [EMPTY] * len(images)
         for idx in groups.values():
             for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s:s + self.batch_size]
-                res = np.asarray(self._run(np.stack([prepared[i][0] for i in chunk])), dtype=np.float32)
+                chunk = idx[s : s + self.batch_size]
+                res = np.asarray(
+                    self._run(np.stack([prepared[i][0] for i in chunk])), dtype=np.float32
+                )
                 if res.ndim != 3 or res.shape[0] != len(chunk) or res.shape[2] != 5:
                     raise DetectorError(
                         f"{self.name}: {self.path} returned shape {res.shape}; the contract is (B, N, 5) "
-                        f"x1, y1, x2, y2, score with B={len(chunk)} (see reidlab/faces/external.py)")
+                        f"x1, y1, x2, y2, score with B={len(chunk)} (see reidlab/faces/external.py)"
+                    )
                 for j, i in enumerate(chunk):
                     b = res[j][res[j][:, 4] > 0].copy()
                     if self.params["nms_iou"] is not None:
@@ -113,7 +129,9 @@ class OnnxFileDetector(_FileDetector):
             from reidlab.faces.centerface import choose_providers
 
             try:
-                self._model = ort.InferenceSession(str(self.path), providers=list(choose_providers()))
+                self._model = ort.InferenceSession(
+                    str(self.path), providers=list(choose_providers())
+                )
             except Exception as e:
                 raise DetectorError(f"onnx: cannot load ONNX file {self.path}: {e}") from e
         sess = self._model

@@ -63,7 +63,9 @@ def match_boxes(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
     return n
 
 
-def box_recall(pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray], iou: float = 0.5) -> dict:
+def box_recall(
+    pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray], iou: float = 0.5
+) -> dict:
     """Recall and precision of ``pred`` against ``gt`` (both ``{path: boxes}``), pooled over ``gt``'s keys.
 
     Images missing from ``pred`` count as having no prediction.
@@ -75,7 +77,11 @@ def box_recall(pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray], iou
         n_pred += len(p)
         n_match += match_boxes(p, g, iou)
     return {
-        "images": len(gt), "gt_boxes": n_gt, "pred_boxes": n_pred, "matched": n_match, "iou": iou,
+        "images": len(gt),
+        "gt_boxes": n_gt,
+        "pred_boxes": n_pred,
+        "matched": n_match,
+        "iou": iou,
         "recall": n_match / n_gt if n_gt else float("nan"),
         "precision": n_match / n_pred if n_pred else float("nan"),
     }
@@ -146,10 +152,14 @@ def parsing_recall(
         else:
             n_between += 1
     return {
-        "with_face": n_face, "faceless": n_faceless, "small_face_skipped": n_between, "no_mask": n_nomask,
+        "with_face": n_face,
+        "faceless": n_faceless,
+        "small_face_skipped": n_between,
+        "no_mask": n_nomask,
         "recall": n_hit / n_face if n_face else float("nan"),
         "faceless_box_rate": n_faceless_box / n_faceless if n_faceless else float("nan"),
-        "min_face_px": min_face_px, "cover": cover,
+        "min_face_px": min_face_px,
+        "cover": cover,
     }
 
 
@@ -170,8 +180,11 @@ def box_size_stats(df) -> dict:
     h = (d["y2"] - d["y1"]).to_numpy()
     w = (d["x2"] - d["x1"]).to_numpy()
     return {
-        "boxes": len(d), "median_height": float(np.median(h)), "median_width": float(np.median(w)),
-        "p10_height": float(np.percentile(h, 10)), "p90_height": float(np.percentile(h, 90)),
+        "boxes": len(d),
+        "median_height": float(np.median(h)),
+        "median_width": float(np.median(w)),
+        "p10_height": float(np.percentile(h, 10)),
+        "p90_height": float(np.percentile(h, 90)),
     }
 
 
@@ -182,8 +195,14 @@ def split_summary(df) -> dict:
     return {"detection_rate": detection_rate(df), **fail_closed_summary(df), **box_size_stats(df)}
 
 
-def gallery_figure(paths: Sequence[str], boxes: Mapping[str, np.ndarray], n: int = 24, seed: int = 0,
-                   cols: int = 8, title: str | None = None):
+def gallery_figure(
+    paths: Sequence[str],
+    boxes: Mapping[str, np.ndarray],
+    n: int = 24,
+    seed: int = 0,
+    cols: int = 8,
+    title: str | None = None,
+):
     """A matplotlib Figure of ``n`` random crops (seeded) with their boxes drawn, for a person to judge."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -200,7 +219,9 @@ def gallery_figure(paths: Sequence[str], boxes: Mapping[str, np.ndarray], n: int
         p = str(paths[i])
         ax.imshow(read_rgb(p))
         for b in _as_boxes(boxes.get(p)):
-            ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, color="lime", lw=1))
+            ax.add_patch(
+                Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, color="lime", lw=1)
+            )
         ax.set_title(Path(p).stem[:12], fontsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -208,9 +229,17 @@ def gallery_figure(paths: Sequence[str], boxes: Mapping[str, np.ndarray], n: int
     return fig
 
 
-def evaluate_split(detector, samples: Sequence, root: str | Path, *, gt: Mapping[str, np.ndarray] | None = None,
-                   mask_dir: str | Path | None = None, iou: float = 0.5, cache_dir=None,
-                   progress: bool = False) -> dict:
+def evaluate_split(
+    detector,
+    samples: Sequence,
+    root: str | Path,
+    *,
+    gt: Mapping[str, np.ndarray] | None = None,
+    mask_dir: str | Path | None = None,
+    iou: float = 0.5,
+    cache_dir=None,
+    progress: bool = False,
+) -> dict:
     """One flat row for a per-dataset recall table (the reference study's Table-style summary).
 
     Runs :func:`reidlab.faces.detect_split` (cached) and adds: detection rate and box sizes always;

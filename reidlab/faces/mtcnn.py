@@ -34,14 +34,28 @@ class MTCNNDetector(Detector):
 
     name = "mtcnn"
 
-    def __init__(self, *, upscale: float = 2.0, threshold: float = 0.7, min_face_size: int = 12,
-                 stage_thresholds=(0.6, 0.7, 0.7), factor: float = 0.709, batch_size: int = 64,
-                 device: str = "cpu", **common) -> None:
+    def __init__(
+        self,
+        *,
+        upscale: float = 2.0,
+        threshold: float = 0.7,
+        min_face_size: int = 12,
+        stage_thresholds=(0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        batch_size: int = 64,
+        device: str = "cpu",
+        **common,
+    ) -> None:
         super().__init__(upscale=upscale, threshold=threshold, **common)
         if min_face_size < 12:
-            raise DetectorError(f"mtcnn: min_face_size must be >= 12 (P-net's window), got {min_face_size}")
-        self.params.update(min_face_size=int(min_face_size),
-                           stage_thresholds=[float(t) for t in stage_thresholds], factor=float(factor))
+            raise DetectorError(
+                f"mtcnn: min_face_size must be >= 12 (P-net's window), got {min_face_size}"
+            )
+        self.params.update(
+            min_face_size=int(min_face_size),
+            stage_thresholds=[float(t) for t in stage_thresholds],
+            factor=float(factor),
+        )
         self.batch_size = int(batch_size)
         self.device = device
         self._net = None
@@ -50,14 +64,23 @@ class MTCNNDetector(Detector):
     def net(self):
         if self._net is None:
             import torch
+
             try:
                 from facenet_pytorch.models.mtcnn import MTCNN
             except ImportError as e:  # pragma: no cover - depends on the environment
-                raise DetectorError(f"mtcnn: facenet-pytorch is needed for the MTCNN weights ({e})") from e
+                raise DetectorError(
+                    f"mtcnn: facenet-pytorch is needed for the MTCNN weights ({e})"
+                ) from e
             p = self.params
-            self._net = MTCNN(keep_all=True, min_face_size=p["min_face_size"],
-                              thresholds=list(p["stage_thresholds"]), factor=p["factor"],
-                              post_process=False, select_largest=False, device=torch.device(self.device))
+            self._net = MTCNN(
+                keep_all=True,
+                min_face_size=p["min_face_size"],
+                thresholds=list(p["stage_thresholds"]),
+                factor=p["factor"],
+                post_process=False,
+                select_largest=False,
+                device=torch.device(self.device),
+            )
             self._net.eval()
         return self._net
 
@@ -73,15 +96,20 @@ class MTCNNDetector(Detector):
             if min(shape[:2]) < 12:  # smaller than P-net's window: nothing can be found
                 continue
             for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s:s + self.batch_size]
+                chunk = idx[s : s + self.batch_size]
                 with torch.no_grad():
                     boxes, probs = self.net.detect(np.stack([resized[i] for i in chunk]))
                 for i, b, p in zip(chunk, boxes, probs):
                     if b is None or len(b) == 0:
                         continue
                     h, w = images[i].shape[:2]
-                    arr = np.concatenate([np.asarray(b, np.float32).reshape(-1, 4),
-                                          np.asarray(p, np.float32).reshape(-1, 1)], axis=1)
+                    arr = np.concatenate(
+                        [
+                            np.asarray(b, np.float32).reshape(-1, 4),
+                            np.asarray(p, np.float32).reshape(-1, 1),
+                        ],
+                        axis=1,
+                    )
                     arr[:, [0, 2]] *= w / resized[i].shape[1]
                     arr[:, [1, 3]] *= h / resized[i].shape[0]
                     out[i] = arr

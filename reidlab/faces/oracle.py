@@ -28,17 +28,28 @@ class OracleDetector(Detector):
     name = "oracle"
     cacheable = False  # answers from paths, not pixels; cheap anyway
 
-    def __init__(self, *, root: str | Path | None = None, boxes: dict | None = None, upscale: float = 1.0,
-                 threshold: float = 0.5, **common) -> None:
+    def __init__(
+        self,
+        *,
+        root: str | Path | None = None,
+        boxes: dict | None = None,
+        upscale: float = 1.0,
+        threshold: float = 0.5,
+        **common,
+    ) -> None:
         super().__init__(upscale=upscale, threshold=threshold, **common)
         if boxes is None:
             if root is None:
-                raise DetectorError("oracle: give root= (a dataset with ground-truth face boxes) or boxes=")
+                raise DetectorError(
+                    "oracle: give root= (a dataset with ground-truth face boxes) or boxes="
+                )
             from reidlab.datasets.synthetic import load_face_boxes
 
             boxes = load_face_boxes(root)
         self.params["root"] = None if root is None else str(Path(root).resolve())
-        self._boxes = {os.path.realpath(k): np.asarray(v, np.float32).reshape(-1, 4) for k, v in boxes.items()}
+        self._boxes = {
+            os.path.realpath(k): np.asarray(v, np.float32).reshape(-1, 4) for k, v in boxes.items()
+        }
 
     def detect_paths(self, paths: Sequence[str]) -> list[np.ndarray]:
         from reidlab.imageio import read_rgb

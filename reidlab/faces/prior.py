@@ -31,7 +31,9 @@ class HeadPrior:
             if not 0.0 <= v <= 1.0:
                 raise ReidlabError(f"HeadPrior.{k} must be a fraction in [0, 1], got {v}")
         if self.height <= 0 or self.width <= 0 or self.top + self.height > 1.0:
-            raise ReidlabError(f"HeadPrior {self} must have height, width > 0 and top + height <= 1")
+            raise ReidlabError(
+                f"HeadPrior {self} must have height, width > 0 and top + height <= 1"
+            )
 
     @classmethod
     def from_option(cls, option) -> HeadPrior | None:

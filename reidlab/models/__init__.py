@@ -38,6 +38,7 @@ def _bot(timm_name: str, last_stride_1: bool = True):
         if last_stride_1:
             set_last_stride_1(bb)
         return BNNeckModel(bb, num_classes), src
+
     return build
 
 
@@ -72,25 +73,48 @@ def _osnet(width: str, IN: bool = False):
         if pretrained is True:
             log.warning(
                 "NO IMAGENET WEIGHTS for %s offline (torchreid downloads them from Google Drive): "
-                "building it FROM SCRATCH; pass pretrained='/path/to/%s_imagenet.pth'", width, width)
+                "building it FROM SCRATCH; pass pretrained='/path/to/%s_imagenet.pth'",
+                width,
+                width,
+            )
             return m, "scratch"
         return m, "scratch"
+
     return build
 
 
 # name -> (builder(num_classes, pretrained) -> (module, source), default input size, stripes, help)
 _REGISTRY: dict[str, tuple[Callable, tuple[int, int], int, str]] = {
-    "bot_r50": (_bot("resnet50"), (256, 128), 1, "BoT strong baseline: ResNet-50, last stride 1, BNNeck"),
+    "bot_r50": (
+        _bot("resnet50"),
+        (256, 128),
+        1,
+        "BoT strong baseline: ResNet-50, last stride 1, BNNeck",
+    ),
     "pcb_r50": (_pcb, (384, 128), 6, "PCB: ResNet-50, last stride 1, 6 horizontal stripes"),
     "mgn_r50": (_mgn, (384, 128), 6, "MGN: ResNet-50, global + 2-part + 3-part branches"),
-    "mobilenetv3_l": (_bot("mobilenetv3_large_100", last_stride_1=False), (256, 128), 1,
-                      "efficient: timm mobilenetv3_large_100 + BNNeck"),
+    "mobilenetv3_l": (
+        _bot("mobilenetv3_large_100", last_stride_1=False),
+        (256, 128),
+        1,
+        "efficient: timm mobilenetv3_large_100 + BNNeck",
+    ),
     "osnet_x1_0": (_osnet("osnet_x1_0"), (256, 128), 1, "OSNet x1.0 (torchreid layout)"),
     "osnet_x0_75": (_osnet("osnet_x0_75"), (256, 128), 1, "OSNet x0.75 (torchreid layout)"),
     "osnet_x0_5": (_osnet("osnet_x0_5"), (256, 128), 1, "OSNet x0.5 (torchreid layout)"),
     "osnet_x0_25": (_osnet("osnet_x0_25"), (256, 128), 1, "OSNet x0.25 (torchreid layout)"),
-    "osnet_ibn_x1_0": (_osnet("osnet_x1_0", IN=True), (256, 128), 1, "OSNet-IBN x1.0 (torchreid layout)"),
-    "tiny": (_tiny, (128, 64), 1, "tiny 4-stage ResNet (16-128 ch) + BNNeck, for tests and CPU studies"),
+    "osnet_ibn_x1_0": (
+        _osnet("osnet_x1_0", IN=True),
+        (256, 128),
+        1,
+        "OSNet-IBN x1.0 (torchreid layout)",
+    ),
+    "tiny": (
+        _tiny,
+        (128, 64),
+        1,
+        "tiny 4-stage ResNet (16-128 ch) + BNNeck, for tests and CPU studies",
+    ),
 }
 
 # feature-map stride of each family, for input-size checks of striped models
@@ -128,8 +152,13 @@ def _check_input_size(name: str, size: tuple[int, int], stripes: int) -> None:
             )
 
 
-def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path = False,
-                input_size: tuple[int, int] | None = None, trust_checkpoint: bool = False):
+def build_model(
+    name: str,
+    num_classes: int = 0,
+    pretrained: bool | str | Path = False,
+    input_size: tuple[int, int] | None = None,
+    trust_checkpoint: bool = False,
+):
     """Build a re-ID model by name (see :func:`list_models`).
 
     Args:
@@ -175,13 +204,22 @@ def build_model(name: str, num_classes: int = 0, pretrained: bool | str | Path =
     return model
 
 
-def load_checkpoint(model, path, strict_backbone: bool = True, trust_checkpoint: bool = False) -> dict:
+def load_checkpoint(
+    model, path, strict_backbone: bool = True, trust_checkpoint: bool = False
+) -> dict:
     """See :func:`reidlab.models.checkpoint.load_checkpoint` (report key ``trusted``)."""
     from reidlab.models.checkpoint import load_checkpoint as _load
 
     return _load(model, path, strict_backbone=strict_backbone, trust_checkpoint=trust_checkpoint)
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "build_model", "default_input_size",
-           "describe_models",
-           "list_models", "load_checkpoint"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ModelError",
+    "build_model",
+    "default_input_size",
+    "describe_models",
+    "list_models",
+    "load_checkpoint",
+]

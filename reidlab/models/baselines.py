@@ -67,14 +67,20 @@ def create_timm(name: str, pretrained: bool | str = False, **kwargs) -> tuple[nn
         if not path.is_file():
             from reidlab.models.heads import ModelError
 
-            raise ModelError(f"pretrained weights for {name}: expected a file at {path}, found nothing")
-        m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+            raise ModelError(
+                f"pretrained weights for {name}: expected a file at {path}, found nothing"
+            )
+        m = timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs
+        )
         return m, f"file:{path}"
     cfg = timm.models.get_pretrained_cfg(name)
     repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     cached = _cached_hub_file(repo)
     if cached:
-        m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
+        m = timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs
+        )
         return m, f"timm:{repo}"
     if _hf_reachable():
         try:
@@ -86,7 +92,8 @@ def create_timm(name: str, pretrained: bool | str = False, **kwargs) -> tuple[nn
     log.warning(
         "NO IMAGENET WEIGHTS for %s (%s): building it FROM SCRATCH. Results will be far below "
         "published numbers. Pass pretrained='/path/to/weights.safetensors' on offline machines.",
-        name, reason,
+        name,
+        reason,
     )
     return timm.create_model(name, pretrained=False, **kwargs), "scratch"
 
@@ -119,10 +126,14 @@ class BNNeckModel(nn.Module):
 class PCB(nn.Module):
     """ResNet-50 (last stride 1) feature map -> :class:`PCBHead` (6 stripes)."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, parts: int = 6, reduce_dim: int = 256):
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, parts: int = 6, reduce_dim: int = 256
+    ):
         super().__init__()
         self.backbone = backbone
-        self.head = PCBHead(int(backbone.num_features), num_classes, parts=parts, reduce_dim=reduce_dim)
+        self.head = PCBHead(
+            int(backbone.num_features), num_classes, parts=parts, reduce_dim=reduce_dim
+        )
         self.feature_dim = self.head.feature_dim
 
     def forward(self, x: torch.Tensor):
@@ -141,7 +152,9 @@ class MGN(nn.Module):
     def __init__(self, resnet: nn.Module, num_classes: int, reduce_dim: int = 256):
         super().__init__()
         r = resnet
-        self.trunk = nn.Sequential(r.conv1, r.bn1, r.act1, r.maxpool, r.layer1, r.layer2, r.layer3[0])
+        self.trunk = nn.Sequential(
+            r.conv1, r.bn1, r.act1, r.maxpool, r.layer1, r.layer2, r.layer3[0]
+        )
         res_conv4 = nn.Sequential(*r.layer3[1:])
         layer4_s1 = copy.deepcopy(r.layer4)
         holder = nn.Module()
@@ -173,7 +186,9 @@ def tiny_backbone() -> nn.Module:
     last stride 1: about 0.7 M parameters, trains in a minute on 2 CPU cores at 128x64."""
     from timm.models.resnet import BasicBlock, ResNet
 
-    net = ResNet(BasicBlock, layers=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16, num_classes=0)
+    net = ResNet(
+        BasicBlock, layers=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16, num_classes=0
+    )
     net.layer4[0].conv1.stride = (1, 1)  # BasicBlock strides its first conv
     if net.layer4[0].downsample is not None:
         net.layer4[0].downsample[0].stride = (1, 1)

@@ -60,8 +60,15 @@ def _one_line(e: BaseException, limit: int = 160) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
-               "BINSTRING", "STRING"}
+_STRING_OPS = {
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+    "UNICODE",
+    "SHORT_BINSTRING",
+    "BINSTRING",
+    "STRING",
+}
 
 
 def _pickle_globals(f) -> list[str]:
@@ -144,12 +151,16 @@ def _why_unreadable(path: Path, err: BaseException) -> tuple[str, bool]:
                 with zipfile.ZipFile(path) as z:
                     pkl = [n for n in z.namelist() if n.endswith("data.pkl")]
                     if not pkl:
-                        return (f"a zip archive without data.pkl, not a torch.save checkpoint "
-                                f"({size} bytes)"), False
+                        return (
+                            f"a zip archive without data.pkl, not a torch.save checkpoint "
+                            f"({size} bytes)"
+                        ), False
                     names = _pickle_globals(io.BytesIO(z.read(pkl[0])))
             except (zipfile.BadZipFile, EOFError, OSError) as e:
-                return (f"a damaged zip archive: truncated or corrupt "
-                        f"({size} bytes; {_one_line(e, 80)})"), False
+                return (
+                    f"a damaged zip archive: truncated or corrupt "
+                    f"({size} bytes; {_one_line(e, 80)})"
+                ), False
         else:  # legacy torch.save: pickles in a row (magic number first), then raw storage bytes
             names = []
             # mmap: a garbage length field makes file.read(n) allocate n bytes; mmap.read does not
@@ -158,7 +169,10 @@ def _why_unreadable(path: Path, err: BaseException) -> tuple[str, bool]:
                     f.seek(0)
                     refs = _unsafe_globals(_pickle_globals(f))
                     what = f" (it refers to {_shown(refs)})" if refs else ""
-                    return f"a plain Python pickle{what}, not a torch.save checkpoint ({size} bytes)", False
+                    return (
+                        f"a plain Python pickle{what}, not a torch.save checkpoint ({size} bytes)",
+                        False,
+                    )
                 while f.tell() < size:
                     try:
                         names += _pickle_globals(f)
@@ -176,8 +190,10 @@ def _why_unreadable(path: Path, err: BaseException) -> tuple[str, bool]:
         return f"not a PyTorch checkpoint: {kind} ({size} bytes; {_one_line(e, 80)})", False
     unsafe = _unsafe_globals(names)
     if unsafe or isinstance(err, pickle.UnpicklingError):
-        return (f"holds pickled Python objects beyond tensors ({_shown(unsafe) or _one_line(err, 80)}); "
-                f"unpickling them can run arbitrary code from the file"), True
+        return (
+            f"holds pickled Python objects beyond tensors ({_shown(unsafe) or _one_line(err, 80)}); "
+            f"unpickling them can run arbitrary code from the file"
+        ), True
     return f"damaged or truncated ({size} bytes; {_one_line(err)})", False
 
 
@@ -187,7 +203,9 @@ def _load_torch_file(path: Path, trust_checkpoint: bool) -> tuple[object, bool]:
     (``trusted`` True); files that are not checkpoints are refused either way, unpickled never."""
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol 4 ...": the error says more
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="Detected pickle protocol", category=UserWarning
+            )
             return torch.load(path, map_location="cpu", weights_only=True), False
     except Exception as e:  # noqa: BLE001 (every failure becomes one ModelError line)
         err = e
@@ -198,30 +216,40 @@ def _load_torch_file(path: Path, trust_checkpoint: bool) -> tuple[object, bool]:
     if not objects:
         raise ModelError(f"checkpoint {path}: {reason}") from None
     if not trust_checkpoint:
-        raise ModelError(f"checkpoint {path}: {reason}: if you trust its source, pass "
-                         f"trust_checkpoint=True (CLI: --trust-checkpoint) to load it with "
-                         f"weights_only=False") from None
-    log.warning("%s: %s; unpickling it with weights_only=False because trust_checkpoint=True",
-                path, reason)
+        raise ModelError(
+            f"checkpoint {path}: {reason}: if you trust its source, pass "
+            f"trust_checkpoint=True (CLI: --trust-checkpoint) to load it with "
+            f"weights_only=False"
+        ) from None
+    log.warning(
+        "%s: %s; unpickling it with weights_only=False because trust_checkpoint=True", path, reason
+    )
     try:
         return torch.load(path, map_location="cpu", weights_only=False), True
     except Exception as e:  # noqa: BLE001
-        raise ModelError(f"checkpoint {path}: not loadable even with trust_checkpoint=True "
-                         f"({_one_line(e)})") from None
+        raise ModelError(
+            f"checkpoint {path}: not loadable even with trust_checkpoint=True ({_one_line(e)})"
+        ) from None
 
 
-def _read(path: str | Path, trust_checkpoint: bool = False) -> tuple[dict[str, torch.Tensor], str, bool]:
+def _read(
+    path: str | Path, trust_checkpoint: bool = False
+) -> tuple[dict[str, torch.Tensor], str, bool]:
     """:func:`read_state_dict` plus whether the unsafe (``weights_only=False``) load was used."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"checkpoint: expected a file at {path}, found {'a folder' if path.exists() else 'nothing'}")
+        raise ModelError(
+            f"checkpoint: expected a file at {path}, found {'a folder' if path.exists() else 'nothing'}"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return dict(load_file(str(path))), "plain", False
         except Exception as e:  # noqa: BLE001 (SafetensorError and friends: one line)
-            raise ModelError(f"checkpoint {path}: not a readable safetensors file ({_one_line(e)})") from None
+            raise ModelError(
+                f"checkpoint {path}: not a readable safetensors file ({_one_line(e)})"
+            ) from None
     obj, trusted = _load_torch_file(path, trust_checkpoint)
     fmt = "plain"
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -229,12 +257,16 @@ def _read(path: str | Path, trust_checkpoint: bool = False) -> tuple[dict[str, t
     elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj, fmt = obj["model"], "fast-reid"
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelError(f"checkpoint {path}: expected a state dict (name -> tensor), "
-                         f"optionally under 'state_dict' or 'model'; found {type(obj).__name__}")
+        raise ModelError(
+            f"checkpoint {path}: expected a state dict (name -> tensor), "
+            f"optionally under 'state_dict' or 'model'; found {type(obj).__name__}"
+        )
     return dict(obj), fmt, trusted
 
 
-def read_state_dict(path: str | Path, trust_checkpoint: bool = False) -> tuple[dict[str, torch.Tensor], str]:
+def read_state_dict(
+    path: str | Path, trust_checkpoint: bool = False
+) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors of a checkpoint file and its detected format ('torchreid', 'fast-reid', 'plain').
 
     Read with ``torch.load(weights_only=True)``; ``trust_checkpoint=True`` allows a file that
@@ -269,7 +301,7 @@ def _candidates(sd: dict[str, torch.Tensor]):
     for k, v in base.items():
         for a, b in _FASTREID_HEADS.items():
             if k.startswith(a):
-                k = b + k[len(a):]
+                k = b + k[len(a) :]
                 break
         fr[k] = v
     yield "fast-reid heads", fr
@@ -277,8 +309,9 @@ def _candidates(sd: dict[str, torch.Tensor]):
     yield "add backbone.", {("backbone." + k): v for k, v in base.items()}
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, strict_backbone: bool = True,
-                    trust_checkpoint: bool = False) -> dict:
+def load_checkpoint(
+    model: nn.Module, path: str | Path, strict_backbone: bool = True, trust_checkpoint: bool = False
+) -> dict:
     """Load a checkpoint into ``model`` in place and return a report dict.
 
     ``trust_checkpoint``: allow a file that pickles Python objects beyond tensors (old torchreid
@@ -308,11 +341,16 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict_backbone: bool = 
     # left at their initial values (includes dropped classifier weights)
     missing = sorted(k for k in own if k not in keep and not k.endswith("num_batches_tracked"))
     if dropped:
-        log.info("%s: dropped classifier weights of another size (%s): %s", path,
-                 ", ".join(f"{tuple(best[k].shape)} vs {tuple(own[k].shape)}" for k in dropped), dropped)
+        log.info(
+            "%s: dropped classifier weights of another size (%s): %s",
+            path,
+            ", ".join(f"{tuple(best[k].shape)} vs {tuple(own[k].shape)}" for k in dropped),
+            dropped,
+        )
     bad_missing = [k for k in missing if not _is_classifier(k) and k not in mismatched]
     bad_unexpected = [k for k in unexpected if not _is_classifier(k)]
     if strict_backbone and (bad_missing or bad_unexpected or mismatched):
+
         def show(xs):
             return f"{len(xs)} ({', '.join(xs[:8])}{', ...' if len(xs) > 8 else ''})"
 
@@ -323,9 +361,15 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict_backbone: bool = 
         )
     model.load_state_dict(keep, strict=False)
     report = {
-        "path": str(path), "format": fmt, "renaming": best_name, "loaded": len(keep),
-        "dropped_classifier": dropped, "missing": missing, "unexpected": unexpected,
-        "mismatched": mismatched, "trusted": trusted,
+        "path": str(path),
+        "format": fmt,
+        "renaming": best_name,
+        "loaded": len(keep),
+        "dropped_classifier": dropped,
+        "missing": missing,
+        "unexpected": unexpected,
+        "mismatched": mismatched,
+        "trusted": trusted,
     }
     log.info("loaded %d tensors from %s (%s, renaming: %s)", len(keep), path, fmt, best_name)
     return report
@@ -344,7 +388,11 @@ def _weights_only_safe(x):
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.array(x)) if x.dtype.kind in "biufc" else _weights_only_safe(x.tolist())
+        return (
+            torch.from_numpy(np.array(x))
+            if x.dtype.kind in "biufc"
+            else _weights_only_safe(x.tolist())
+        )
     if isinstance(x, os.PathLike):
         return os.fspath(x)
     return x

@@ -50,7 +50,9 @@ class BNNeck(nn.Module):
 
 def _reduce_block(cin: int, cout: int) -> nn.Sequential:
     """1x1 conv + BN + ReLU on a ``(B, cin, h, 1)`` pooled stripe."""
-    block = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    block = nn.Sequential(
+        nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
     nn.init.kaiming_normal_(block[0].weight, mode="fan_out", nonlinearity="relu")
     return block
 
@@ -75,14 +77,22 @@ class PCBHead(nn.Module):
     paper also allows the unreduced ``g``; ``h`` is the smaller one).
     """
 
-    def __init__(self, in_dim: int, num_classes: int, parts: int = 6, reduce_dim: int = 256,
-                 dropout: float = 0.5):
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        parts: int = 6,
+        reduce_dim: int = 256,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.parts = parts
         self.pool = nn.AdaptiveAvgPool2d((parts, 1))
         self.dropout = nn.Dropout(dropout)
         self.reduce = nn.ModuleList([_reduce_block(in_dim, reduce_dim) for _ in range(parts)])
-        self.classifiers = nn.ModuleList([nn.Linear(reduce_dim, max(int(num_classes), 1)) for _ in range(parts)])
+        self.classifiers = nn.ModuleList(
+            [nn.Linear(reduce_dim, max(int(num_classes), 1)) for _ in range(parts)]
+        )
         for c in self.classifiers:
             _init_classifier(c)
         self.feature_dim = parts * reduce_dim
@@ -112,7 +122,9 @@ class MGNBranchHead(nn.Module):
         super().__init__()
         self.parts = parts
         self.reduce = nn.ModuleList([_reduce_block(in_dim, reduce_dim) for _ in range(1 + parts)])
-        self.classifiers = nn.ModuleList([nn.Linear(reduce_dim, max(int(num_classes), 1)) for _ in range(1 + parts)])
+        self.classifiers = nn.ModuleList(
+            [nn.Linear(reduce_dim, max(int(num_classes), 1)) for _ in range(1 + parts)]
+        )
         for c in self.classifiers:
             _init_classifier(c)
 

@@ -33,10 +33,20 @@ OSNET_CHANNELS: dict[str, tuple[int, int, int, int]] = {
 class ConvLayer(nn.Module):
     """conv (k x k) + BN (or affine InstanceNorm) + ReLU."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: int = 0,
-                 groups: int = 1, IN: bool = False):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int = 1,
+        padding: int = 0,
+        groups: int = 1,
+        IN: bool = False,
+    ):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=False, groups=groups)
+        self.conv = nn.Conv2d(
+            cin, cout, k, stride=stride, padding=padding, bias=False, groups=groups
+        )
         self.bn = nn.InstanceNorm2d(cout, affine=True) if IN else nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
 
@@ -118,8 +128,12 @@ class OSBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         x1 = self.conv1(x)
-        x2 = (self.gate(self.conv2a(x1)) + self.gate(self.conv2b(x1))
-              + self.gate(self.conv2c(x1)) + self.gate(self.conv2d(x1)))
+        x2 = (
+            self.gate(self.conv2a(x1))
+            + self.gate(self.conv2b(x1))
+            + self.gate(self.conv2c(x1))
+            + self.gate(self.conv2d(x1))
+        )
         x3 = self.conv3(x2)
         if self.downsample is not None:
             identity = self.downsample(identity)
@@ -141,8 +155,14 @@ class OSNet(nn.Module):
         IN: instance norm in the stem and stage 2 (osnet_ibn).
     """
 
-    def __init__(self, num_classes: int, channels: tuple[int, int, int, int],
-                 layers: tuple[int, int, int] = (2, 2, 2), feature_dim: int = 512, IN: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        channels: tuple[int, int, int, int],
+        layers: tuple[int, int, int] = (2, 2, 2),
+        feature_dim: int = 512,
+        IN: bool = False,
+    ):
         super().__init__()
         c = channels
         self.conv1 = ConvLayer(3, c[0], 7, stride=2, padding=3, IN=IN)
@@ -152,14 +172,18 @@ class OSNet(nn.Module):
         self.conv4 = self._make_layer(layers[2], c[2], c[3], reduce_spatial_size=False)
         self.conv5 = Conv1x1(c[3], c[3])
         self.global_avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Sequential(nn.Linear(c[3], feature_dim), nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Linear(c[3], feature_dim), nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True)
+        )
         self.classifier = nn.Linear(feature_dim, max(int(num_classes), 1))
         self.feature_dim = feature_dim
         self.num_classes = int(num_classes)
         self._init_params()
 
     @staticmethod
-    def _make_layer(n: int, cin: int, cout: int, reduce_spatial_size: bool, IN: bool = False) -> nn.Sequential:
+    def _make_layer(
+        n: int, cin: int, cout: int, reduce_spatial_size: bool, IN: bool = False
+    ) -> nn.Sequential:
         blocks: list[nn.Module] = [OSBlock(cin, cout, IN=IN)]
         blocks += [OSBlock(cout, cout, IN=IN) for _ in range(1, n)]
         if reduce_spatial_size:

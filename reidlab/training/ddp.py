@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s",
+    )
     _init(rank, world, local_rank, cfg)
     try:
         result = train(cfg)
@@ -68,8 +70,13 @@ def _worker(rank: int, world: int, cfg_dict: dict, port: int, dump_dir: str | No
     import torch
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     cfg = TrainConfig.from_dict(cfg_dict)
     _init(rank, world, rank, cfg)
     try:
@@ -80,14 +87,20 @@ def _worker(rank: int, world: int, cfg_dict: dict, port: int, dump_dir: str | No
         dist.destroy_process_group()
 
 
-def launch_local(config: TrainConfig | dict, nprocs: int = 2, dump_dir: str | Path | None = None) -> None:
+def launch_local(
+    config: TrainConfig | dict, nprocs: int = 2, dump_dir: str | Path | None = None
+) -> None:
     """Run ``nprocs`` DDP processes on this machine (``torch.multiprocessing.spawn``, gloo on
     CPU). ``dump_dir``: each rank saves its final ``state_dict`` there as ``rank<r>.pt``."""
     import torch.multiprocessing as mp
 
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    mp.spawn(_worker, args=(nprocs, cfg.to_dict(), _free_port(), None if dump_dir is None else str(dump_dir)),
-             nprocs=nprocs, join=True)
+    mp.spawn(
+        _worker,
+        args=(nprocs, cfg.to_dict(), _free_port(), None if dump_dir is None else str(dump_dir)),
+        nprocs=nprocs,
+        join=True,
+    )
 
 
 if __name__ == "__main__":

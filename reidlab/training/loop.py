@@ -48,7 +48,9 @@ class TrainConfig:
     root: str | None = None
     dataset_options: dict = field(default_factory=dict)
     pretrained: bool | str = False
-    trust_checkpoint: bool = False  # a pretrained file with pickled objects beyond tensors (runs its code)
+    trust_checkpoint: bool = (
+        False  # a pretrained file with pickled objects beyond tensors (runs its code)
+    )
     input_size: list[int] | None = None
     epochs: int = 20
     iters_per_epoch: int | None = None
@@ -114,13 +116,34 @@ class TrainConfig:
 # Named starting points (TrainConfig.from_recipe("tiny", epochs=12, ...)).
 RECIPES: dict[str, dict] = {
     # measured on a 40-id synthetic set, 2 CPU cores: mAP about 0.30 vs 0.065 at random init
-    "tiny": {"model": "tiny", "epochs": 8, "iters_per_epoch": 8, "batch_p": 8, "batch_k": 4,
-             "lr": 1e-2, "schedule": "cosine", "pad": 4, "random_erasing": 0.0},
+    "tiny": {
+        "model": "tiny",
+        "epochs": 8,
+        "iters_per_epoch": 8,
+        "batch_p": 8,
+        "batch_k": 4,
+        "lr": 1e-2,
+        "schedule": "cosine",
+        "pad": 4,
+        "random_erasing": 0.0,
+    },
     # the strong baseline (Luo et al. 2019): Adam 3.5e-4, 120 epochs, warm-up 10, steps at 40/70
-    "bot": {"model": "bot_r50", "pretrained": True, "epochs": 120, "batch_p": 16, "batch_k": 4,
-            "lr": 3.5e-4, "schedule": "step", "milestones": [40, 70], "warmup_epochs": 10,
-            "warmup_factor": 0.01, "label_smoothing": 0.1, "triplet_margin": 0.3,
-            "random_erasing": 0.5, "pad": 10},
+    "bot": {
+        "model": "bot_r50",
+        "pretrained": True,
+        "epochs": 120,
+        "batch_p": 16,
+        "batch_k": 4,
+        "lr": 3.5e-4,
+        "schedule": "step",
+        "milestones": [40, 70],
+        "warmup_epochs": 10,
+        "warmup_factor": 0.01,
+        "label_smoothing": 0.1,
+        "triplet_margin": 0.3,
+        "random_erasing": 0.5,
+        "pad": 10,
+    },
 }
 
 
@@ -151,7 +174,9 @@ def lr_factor(epoch: int, cfg: TrainConfig) -> float:
         return 0.5 * (1 + math.cos(math.pi * (epoch - w) / span))
     if cfg.schedule == "constant":
         return 1.0
-    raise TrainingError(f"unknown schedule {cfg.schedule!r}; expected 'step', 'cosine' or 'constant'")
+    raise TrainingError(
+        f"unknown schedule {cfg.schedule!r}; expected 'step', 'cosine' or 'constant'"
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -176,8 +201,10 @@ def _resolve_boxes(cfg: TrainConfig, root: str):
     b = cfg.boxes
     if b is None and cfg.anonymizer is not None:
         if cfg.dataset != "synthetic":
-            raise TrainingError("anonymized training needs face boxes: pass boxes= (a dict, a "
-                                "detections parquet from reidlab.faces, or 'oracle' for synthetic)")
+            raise TrainingError(
+                "anonymized training needs face boxes: pass boxes= (a dict, a "
+                "detections parquet from reidlab.faces, or 'oracle' for synthetic)"
+            )
         log.info("anonymizer set without boxes: using the synthetic dataset's ground-truth faces")
         b = "oracle"
     if b is None or isinstance(b, dict):
@@ -193,7 +220,9 @@ def _resolve_boxes(cfg: TrainConfig, root: str):
         from reidlab.faces import boxes_by_path
 
         return boxes_by_path(pd.read_parquet(p), root)
-    raise TrainingError(f"boxes: expected a dict, 'oracle' or a detections .parquet file, got {b!r}")
+    raise TrainingError(
+        f"boxes: expected a dict, 'oracle' or a detections .parquet file, got {b!r}"
+    )
 
 
 def _device(cfg: TrainConfig, local_rank: int):
@@ -210,7 +239,8 @@ def _oom_error(e: BaseException, cfg: TrainConfig) -> TrainingError:
     return TrainingError(
         f"out of memory training {cfg.model} with batch P={cfg.batch_p} x K={cfg.batch_k} at "
         f"input {cfg.input_size or 'default'} (amp={cfg.amp}): lower --batch-p / --batch-k, enable "
-        f"AMP (--amp), or use a smaller model / input size. ({e})")
+        f"AMP (--amp), or use a smaller model / input size. ({e})"
+    )
 
 
 def _evaluate(model, dataset, cfg: TrainConfig, device, boxes, anonymizer) -> dict:
@@ -266,7 +296,9 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
     local_rank = int(os.environ.get("LOCAL_RANK", rank)) if distributed else 0
     main = rank == 0
     if cfg.optimizer.lower() not in ("adam", "adamw", "sgd"):
-        raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; expected 'adam', 'adamw' or 'sgd'")
+        raise TrainingError(
+            f"unknown optimizer {cfg.optimizer!r}; expected 'adam', 'adamw' or 'sgd'"
+        )
     lr_factor(0, cfg)  # validates the schedule name early
     device = _device(cfg, local_rank)
     cuda = device.type == "cuda"
@@ -284,9 +316,13 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
     train_samples = [Sample(s.path, label[s.pid], s.camid) for s in dataset.train]
 
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, num_classes=len(pids), pretrained=cfg.pretrained,
-                        input_size=tuple(cfg.input_size) if cfg.input_size else None,
-                        trust_checkpoint=cfg.trust_checkpoint)
+    model = build_model(
+        cfg.model,
+        num_classes=len(pids),
+        pretrained=cfg.pretrained,
+        input_size=tuple(cfg.input_size) if cfg.input_size else None,
+        trust_checkpoint=cfg.trust_checkpoint,
+    )
     size = model.input_size
     model.to(device)
     if distributed and cfg.sync_bn:
@@ -296,7 +332,8 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
     core = model
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if cuda else None, find_unused_parameters=False)
+            model, device_ids=[device.index] if cuda else None, find_unused_parameters=False
+        )
     seed_everything(cfg.seed * 1000 + rank)  # per-rank augmentation randomness
 
     anonymizer = None
@@ -306,27 +343,52 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
         anonymizer = Anonymizer(**cfg.anonymizer).to(device)
 
     aug = PairAugment(size, flip_p=cfg.flip_p, pad=cfg.pad, seed=cfg.seed * 1000 + rank)
-    data = ReIDImageDataset(train_samples, size=size, boxes=boxes, max_faces=cfg.max_faces, transform=aug)
-    sampler = PKBatchSampler([s.pid for s in train_samples], cfg.batch_p, cfg.batch_k,
-                             num_batches=cfg.iters_per_epoch, seed=cfg.seed, rank=rank, world_size=world)
-    loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=cuda,
-                        persistent_workers=cfg.num_workers > 0)
+    data = ReIDImageDataset(
+        train_samples, size=size, boxes=boxes, max_faces=cfg.max_faces, transform=aug
+    )
+    sampler = PKBatchSampler(
+        [s.pid for s in train_samples],
+        cfg.batch_p,
+        cfg.batch_k,
+        num_batches=cfg.iters_per_epoch,
+        seed=cfg.seed,
+        rank=rank,
+        world_size=world,
+    )
+    loader = DataLoader(
+        data,
+        batch_sampler=sampler,
+        num_workers=cfg.num_workers,
+        pin_memory=cuda,
+        persistent_workers=cfg.num_workers > 0,
+    )
     eraser = build_random_erasing(cfg.random_erasing)
     mean = torch.tensor(core.pixel_mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(core.pixel_std, device=device).view(1, 3, 1, 1)
 
-    criterion = ReIDLoss(len(pids), _triplet_dim(core), cfg.label_smoothing, cfg.triplet_weight,
-                         cfg.triplet_margin, cfg.center_loss_weight).to(device)
+    criterion = ReIDLoss(
+        len(pids),
+        _triplet_dim(core),
+        cfg.label_smoothing,
+        cfg.triplet_weight,
+        cfg.triplet_margin,
+        cfg.center_loss_weight,
+    ).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     name = cfg.optimizer.lower()
     if name == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     elif name == "adamw":
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    center_opt = (torch.optim.SGD(criterion.center.parameters(), lr=cfg.center_lr)
-                  if criterion.center is not None else None)
+    center_opt = (
+        torch.optim.SGD(criterion.center.parameters(), lr=cfg.center_lr)
+        if criterion.center is not None
+        else None
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, cfg))
     amp_on = bool(cfg.amp and cuda)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_on)
@@ -343,12 +405,16 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
         except Exception as e:  # noqa: BLE001 (one line, no unpickling of foreign objects)
             from reidlab.models.checkpoint import _one_line
 
-            raise TrainingError(f"resume: {rp} is not a reidlab training checkpoint readable with "
-                                f"weights_only=True ({_one_line(e)})") from None
+            raise TrainingError(
+                f"resume: {rp} is not a reidlab training checkpoint readable with "
+                f"weights_only=True ({_one_line(e)})"
+            ) from None
         need = ("state_dict", "optimizer", "scheduler", "epoch")
         if not isinstance(ck, dict) or any(k not in ck for k in need):
-            raise TrainingError(f"resume: {rp} is not a reidlab training checkpoint (expected keys "
-                                f"{', '.join(need)}; a weights-only file can't resume training)")
+            raise TrainingError(
+                f"resume: {rp} is not a reidlab training checkpoint (expected keys "
+                f"{', '.join(need)}; a weights-only file can't resume training)"
+            )
         core.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -363,17 +429,29 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
             torch.set_rng_state(ck["torch_rng"].cpu())
         log.info("resumed from %s after epoch %d", rp, start_epoch)
 
-    log.info("training %s on %s (%d ids, %d images) for %d epochs on %s, world size %d, source %s",
-             cfg.model, dataset.name, len(pids), len(train_samples), cfg.epochs, device, world,
-             core.pretrained_source)
+    log.info(
+        "training %s on %s (%d ids, %d images) for %d epochs on %s, world size %d, source %s",
+        cfg.model,
+        dataset.name,
+        len(pids),
+        len(train_samples),
+        cfg.epochs,
+        device,
+        world,
+        core.pretrained_source,
+    )
     metrics_file = out / "metrics.jsonl"
     for epoch in range(start_epoch, cfg.epochs):
         sampler.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
         n_img, t0 = 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (main and cfg.progress),
-                   leave=False)
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (main and cfg.progress),
+            leave=False,
+        )
         for batch in bar:
             try:
                 images = batch["image"].to(device, non_blocking=True)
@@ -381,8 +459,12 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
                 if anonymizer is not None:
                     with torch.no_grad():
                         # the collated batch is ours: anonymize in place (the fast path)
-                        images = anonymizer(images, batch["boxes"].to(device), batch["valid"].to(device),
-                                            inplace=True)
+                        images = anonymizer(
+                            images,
+                            batch["boxes"].to(device),
+                            batch["valid"].to(device),
+                            inplace=True,
+                        )
                 x = (images - mean) / std
                 if eraser is not None:
                     x = eraser(x)
@@ -410,11 +492,18 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v * images.shape[0]
             dt = time.perf_counter() - t0
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{n_img * world / max(dt, 1e-9):.0f}")
+            bar.set_postfix(
+                loss=f"{float(loss.detach()):.3f}", img_s=f"{n_img * world / max(dt, 1e-9):.0f}"
+            )
         dt = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "images": n_img * world,
-               "seconds": round(dt, 3), "images_per_s": round(n_img * world / max(dt, 1e-9), 2),
-               **{k: v / max(n_img, 1) for k, v in sums.items()}}
+        row = {
+            "epoch": epoch + 1,
+            "lr": opt.param_groups[0]["lr"],
+            "images": n_img * world,
+            "seconds": round(dt, 3),
+            "images_per_s": round(n_img * world / max(dt, 1e-9), 2),
+            **{k: v / max(n_img, 1) for k, v in sums.items()},
+        }
         sched.step()
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs and main:
             row["eval"] = _evaluate(core, dataset, cfg, device, boxes, anonymizer)
@@ -422,28 +511,59 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
         if main:
             with metrics_file.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            save_checkpoint(ckpt_path, core, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                            scaler=scaler.state_dict(), epoch=epoch + 1, config=cfg.to_dict(),
-                            history=history, torch_rng=torch.get_rng_state(),
-                            center=criterion.center.state_dict() if criterion.center is not None else None,
-                            center_optimizer=center_opt.state_dict() if center_opt is not None else None)
-        log.info("epoch %d: %s", epoch + 1, {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in row.items()})
+            save_checkpoint(
+                ckpt_path,
+                core,
+                optimizer=opt.state_dict(),
+                scheduler=sched.state_dict(),
+                scaler=scaler.state_dict(),
+                epoch=epoch + 1,
+                config=cfg.to_dict(),
+                history=history,
+                torch_rng=torch.get_rng_state(),
+                center=criterion.center.state_dict() if criterion.center is not None else None,
+                center_optimizer=center_opt.state_dict() if center_opt is not None else None,
+            )
+        log.info(
+            "epoch %d: %s",
+            epoch + 1,
+            {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in row.items()},
+        )
     if distributed:
         dist.barrier()
 
     result: dict[str, Any] = {
-        "config": cfg.to_dict(), "history": history, "metrics": {}, "seed": cfg.seed,
-        "model": core.name, "input_size": list(size), "num_classes": len(pids),
-        "pretrained_source": core.pretrained_source, "world_size": world, "device": str(device),
-        "augment": aug.settings, "anonymizer": anonymizer.settings() if anonymizer is not None else None,
-        "paths": {"out_dir": str(out), "checkpoint": str(ckpt_path), "metrics": str(metrics_file),
-                  "model": str(out / "model.pth"), "result": str(out / "result.json")},
+        "config": cfg.to_dict(),
+        "history": history,
+        "metrics": {},
+        "seed": cfg.seed,
+        "model": core.name,
+        "input_size": list(size),
+        "num_classes": len(pids),
+        "pretrained_source": core.pretrained_source,
+        "world_size": world,
+        "device": str(device),
+        "augment": aug.settings,
+        "anonymizer": anonymizer.settings() if anonymizer is not None else None,
+        "paths": {
+            "out_dir": str(out),
+            "checkpoint": str(ckpt_path),
+            "metrics": str(metrics_file),
+            "model": str(out / "model.pth"),
+            "result": str(out / "result.json"),
+        },
     }
     if main:
         if cfg.final_eval:
             result["metrics"] = _evaluate(core, dataset, cfg, device, boxes, anonymizer)
-        save_checkpoint(out / "model.pth", core, model_name=core.name, num_classes=len(pids),
-                        input_size=list(size), config=cfg.to_dict())
+        save_checkpoint(
+            out / "model.pth",
+            core,
+            model_name=core.name,
+            num_classes=len(pids),
+            input_size=list(size),
+            config=cfg.to_dict(),
+        )
         (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     if return_model:
         result["model_object"] = core

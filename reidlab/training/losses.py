@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def cross_entropy_ls(logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
+def cross_entropy_ls(
+    logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1
+) -> torch.Tensor:
     """Cross-entropy with label smoothing (Szegedy et al.): target ``(1-eps) one_hot + eps / C``.
 
     Same definition as torchreid's ``CrossEntropyLoss(label_smooth=True)``; computed by
@@ -28,7 +30,9 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min(1e-12).sqrt()
 
 
-def batch_hard_triplet(features: torch.Tensor, targets: torch.Tensor, margin: float | None = 0.3) -> torch.Tensor:
+def batch_hard_triplet(
+    features: torch.Tensor, targets: torch.Tensor, margin: float | None = 0.3
+) -> torch.Tensor:
     """Batch-hard triplet loss (Hermans et al., 2017).
 
     For each anchor: hardest positive ``max d(a, p)`` over same-id samples (itself included, at
@@ -69,9 +73,16 @@ class ReIDLoss(nn.Module):
     (``ce``, ``triplet``, ``center``, ``acc``).
     """
 
-    def __init__(self, num_classes: int, feat_dim: int, label_smoothing: float = 0.1,
-                 triplet_weight: float = 1.0, triplet_margin: float | None = 0.3,
-                 center_weight: float = 0.0, ce_weight: float = 1.0):
+    def __init__(
+        self,
+        num_classes: int,
+        feat_dim: int,
+        label_smoothing: float = 0.1,
+        triplet_weight: float = 1.0,
+        triplet_margin: float | None = 0.3,
+        center_weight: float = 0.0,
+        ce_weight: float = 1.0,
+    ):
         super().__init__()
         self.eps = label_smoothing
         self.ce_weight = ce_weight

@@ -32,8 +32,16 @@ class PKBatchSampler:
         ReidlabError: ``p`` exceeds the number of identities, or ``p``/``k`` < 1.
     """
 
-    def __init__(self, pids: Sequence[int], p: int, k: int, num_batches: int | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        pids: Sequence[int],
+        p: int,
+        k: int,
+        num_batches: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.index_by_pid: dict[int, list[int]] = defaultdict(list)
         for i, pid in enumerate(pids):
             self.index_by_pid[int(pid)].append(i)
@@ -43,7 +51,8 @@ class PKBatchSampler:
         if p > len(self.ids):
             raise ReidlabError(
                 f"PK sampler: batch P={p} identities exceeds the {len(self.ids)} training "
-                f"identities; lower --batch-p")
+                f"identities; lower --batch-p"
+            )
         self.p, self.k = int(p), int(k)
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         default = max(1, len(pids) // (self.p * self.k) // self.world_size)

@@ -25,7 +25,9 @@ class PairAugment:
         seed: albumentations' seed (record it with the run).
     """
 
-    def __init__(self, size: tuple[int, int], flip_p: float = 0.5, pad: int = 10, seed: int | None = 0):
+    def __init__(
+        self, size: tuple[int, int], flip_p: float = 0.5, pad: int = 10, seed: int | None = 0
+    ):
         import albumentations as A
         import cv2
 
@@ -34,13 +36,19 @@ class PairAugment:
         if flip_p > 0:
             ops.append(A.HorizontalFlip(p=flip_p))
         if pad > 0:
-            ops += [A.PadIfNeeded(h + 2 * pad, w + 2 * pad, border_mode=cv2.BORDER_CONSTANT, fill=0),
-                    A.RandomCrop(h, w)]
+            ops += [
+                A.PadIfNeeded(h + 2 * pad, w + 2 * pad, border_mode=cv2.BORDER_CONSTANT, fill=0),
+                A.RandomCrop(h, w),
+            ]
         self.size = (h, w)
         self.settings = {"size": [h, w], "flip_p": flip_p, "pad": pad, "seed": seed}
         self.compose = A.Compose(
-            ops, bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True,
-                                          min_area=1.0), seed=seed)
+            ops,
+            bbox_params=A.BboxParams(
+                format="pascal_voc", label_fields=["labels"], clip=True, min_area=1.0
+            ),
+            seed=seed,
+        )
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hh, ww = image.shape[:2]
@@ -57,8 +65,11 @@ class PairAugment:
         return f"PairAugment({self.settings})"
 
 
-def build_random_erasing(p: float = 0.5, scale: tuple[float, float] = (0.02, 0.4),
-                         ratio: tuple[float, float] = (0.3, 3.3)):
+def build_random_erasing(
+    p: float = 0.5,
+    scale: tuple[float, float] = (0.02, 0.4),
+    ratio: tuple[float, float] = (0.3, 3.3),
+):
     """Per-sample random erasing on a normalised ``(B, C, H, W)`` batch (kornia), filled with 0,
     i.e. the ImageNet mean colour after normalisation (the strong baseline's mean fill).
     Uses torch's global RNG (seeded by the training loop). ``p == 0`` returns None."""
