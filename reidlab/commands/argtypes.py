@@ -9,63 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
+from reidlab.params import Param
 
-def _number(text: str, kind: type) -> float | int:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-        ) from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    v = _number(text, int)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
-
-
-def nonneg_int(text: str) -> int:
-    v = _number(text, int)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    v = _number(text, float)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
-
-
-def nonneg_float(text: str) -> float:
-    v = _number(text, float)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
-def fraction(text: str) -> float:
-    """A number in ``[0, 1]`` (thresholds, colours, fractions of a crop)."""
-    v = _number(text, float)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return v
-
-
-def open_fraction(text: str) -> float:
-    """A number in ``(0, 1]`` (a share of the crop that must not be empty)."""
-    v = _number(text, float)
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return v
+# argparse ``type=`` functions for flags written by hand; the checks are reidlab.params.Param's
+positive_int = Param("value", int, low=0, low_open=True).parse
+nonneg_int = Param("value", int, low=0).parse
+positive_float = Param("value", float, low=0, low_open=True).parse
+nonneg_float = Param("value", float, low=0).parse
+fraction = Param("value", float, low=0, high=1).parse  # thresholds, colours, fractions of a crop
+open_fraction = Param(
+    "value", float, low=0, high=1, low_open=True
+).parse  # a share that must not be empty
 
 
 def key_value(text: str) -> tuple[str, object]:
