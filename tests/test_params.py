@@ -61,7 +61,7 @@ def test_flags_parse_checked_values_and_leave_unset_flags_none(capsys):
     assert (args.sigma_rel, args.blocks, args.color, args.fill, args.flip) == (
         0.4,
         None,
-        (0.0, 1.0, 0.0),
+        [0.0, 1.0, 0.0],
         None,
         False,
     )
