@@ -54,8 +54,17 @@ def test_delta_plot_error_bars_match_ci():
         }
     )
     fig = delta_plot(df)
-    heights = [p.get_height() for p in fig.axes[0].patches]
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
     assert heights == [-1.0, -2.0]
+    # the whiskers: one vertical segment per bar, from ci_low to ci_high, at the bar's centre
+    (whisker_lines,) = ax.collections  # the error bars' vertical segments
+    whiskers = whisker_lines.get_segments()
+    centres = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    assert [(s[0][0], s[0][1], s[1][0], s[1][1]) for s in whiskers] == [
+        (centres[0], -1.5, centres[0], -0.5),
+        (centres[1], -3.0, centres[1], -1.0),
+    ]
 
 
 def test_explorer_data_moves_boxes_with_resized_crops(tmp_path, monkeypatch):
