@@ -44,10 +44,6 @@ class ReIDDataset:
         return getattr(self, name)
 
     @property
-    def num_train_pids(self) -> int:
-        return len({s.pid for s in self.train})
-
-    @property
     def num_cameras(self) -> int:
         return len({s.camid for s in self.train + self.query + self.gallery})
 
@@ -92,16 +88,6 @@ class ReIDDataset:
             )
         self.info["queries_without_match"] = missing
         return missing
-
-
-def require_dir(path: Path, what: str) -> Path:
-    """Return ``path`` if it is a directory, else raise a DatasetError saying what was expected."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(
-            f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}"
-        )
-    return path
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -133,11 +133,6 @@ def default_input_size(name: str) -> tuple[int, int]:
     return _REGISTRY[name.lower()][1]
 
 
-def describe_models() -> dict[str, str]:
-    """name -> one-line description."""
-    return {k: v[3] for k, v in sorted(_REGISTRY.items())}
-
-
 def _check_input_size(name: str, size: tuple[int, int], stripes: int) -> None:
     h, w = size
     if h < 32 or w < 16:
@@ -219,7 +214,6 @@ __all__ = [
     "ModelError",
     "build_model",
     "default_input_size",
-    "describe_models",
     "list_models",
     "load_checkpoint",
 ]
