@@ -5,7 +5,7 @@ Everything is drawn on a canvas ``ss`` times the output size (supersampling) and
 a flat cartoon: it is an analytic field (a skin ellipse with a radial shading gradient, soft
 Gaussian blobs for eye sockets, sclera, iris, brows, nose shadow, nostrils and mouth, a hair cap),
 because CenterFace does not fire on flat cartoon faces but does on smoothly shaded ones (see
-DESIGN.md, "A finding about synthetic faces", and the measurements in data/synthetic.md).
+docs/architecture.md, "Findings the design rests on", and the measurements in data/synthetic.md).
 
 Coordinates are in *output* pixels (continuous: pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``)
 unless a name says ``_c`` (canvas pixels, ``= output * ss``).
