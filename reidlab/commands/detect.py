@@ -6,13 +6,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from reidlab.commands.argtypes import (
-        add_dataset_options,
-        fraction,
-        open_fraction,
-        positive_float,
-        positive_int,
-    )
+    from reidlab.commands.argtypes import add_dataset_options, positive_int
+    from reidlab.faces.options import add_detector_arguments
 
     parser.add_argument("name", help="dataset name (see `reidlab datasets`)")
     parser.add_argument("root", help="dataset folder")
@@ -24,34 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["train", "query", "gallery"],
         help="splits to run (default: query gallery)",
     )
-    parser.add_argument(
-        "--detector", default="centerface", help="centerface (default), mtcnn, oracle, onnx, torch"
-    )
-    parser.add_argument(
-        "--model", help="onnx/torch: the detector file (see reidlab/faces/external.py)"
-    )
-    parser.add_argument("--upscale", type=positive_float, help="resize factor before detection")
-    parser.add_argument("--threshold", type=fraction, help="score threshold")
-    parser.add_argument(
-        "--flip-tta",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="centerface: add a horizontally flipped pass (default on)",
-    )
-    parser.add_argument(
-        "--box-scale", type=positive_float, help="enlarge boxes about their centres by this factor"
-    )
-    parser.add_argument(
-        "--head-region",
-        type=open_fraction,
-        help="drop boxes whose centre is below this fraction of the crop height",
-    )
-    parser.add_argument(
-        "--fail-closed",
-        type=open_fraction,
-        metavar="FRAC",
-        help="images without a face get a head prior box of this height fraction",
-    )
+    add_detector_arguments(parser.add_argument_group("face detection"))
     parser.add_argument(
         "--cache-dir", help="detection cache (default $REIDLAB_CACHE/faces or ~/.cache)"
     )
@@ -74,24 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     from reidlab.commands.argtypes import dataset_options
     from reidlab.datasets import build_dataset
-    from reidlab.faces import boxes_by_path, build_detector, detect_split
+    from reidlab.faces import boxes_by_path, detect_split, detector_from_args
     from reidlab.faces.measure import parsing_recall, split_summary
 
-    params = {
-        "upscale": args.upscale,
-        "threshold": args.threshold,
-        "flip_tta": args.flip_tta,
-        "head_region": args.head_region,
-        "box_scale": args.box_scale,
-        "path": args.model,
-    }
-    if args.detector == "oracle":
-        params["root"] = args.root
-    params = {k: v for k, v in params.items() if v is not None}
-    ds = build_dataset(
-        args.name, args.root, **dataset_options(args)
-    )  # bad paths fail before the model loads
-    det = build_detector(args.detector, **params)
+    # bad paths fail before the model loads
+    ds = build_dataset(args.name, args.root, **dataset_options(args))
+    det = detector_from_args(args, root=ds.root)
     print(f"{det.name} {det.params_json()}")
     frames = []
     for split in args.splits:
@@ -120,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
                 [x.path for x in samples],
                 args.masks,
             )
-            line += f"  recall {r['recall']:.1%} (n={r['with_face']})  face-less boxed {r['faceless_box_rate']:.1%}"
+            line += (
+                f"  recall {r['recall']:.1%} ({r['recalled']} of {r['with_face']})"
+                f"  face-less boxed {r['faceless_box_rate']:.1%}"
+                f" ({r['faceless_boxed']} of {r['faceless']})"
+            )
         print(line)
         frames.append(df.assign(split=split))
     if args.out:

@@ -1,8 +1,12 @@
 """The face-detector interface every backend implements, and the registry ``build_detector``.
 
-A detector maps a list of RGB uint8 images ``(H, W, 3)`` (sizes may differ) to one float32 array
-``(K, 5)`` per image: ``x1, y1, x2, y2, score`` in the ORIGINAL image's pixels, clipped to the image,
-sorted by descending score. ``K`` may be 0.
+One entry point: ``detector.detect_batch(images, paths=None)`` maps a list of RGB uint8 images
+``(H, W, 3)`` (sizes may differ) to one float32 array ``(K, 5)`` per image: ``x1, y1, x2, y2, score``
+in the ORIGINAL image's pixels, clipped to the image, sorted by descending score. ``K`` may be 0.
+``paths`` (the images' files) are passed along by callers that have them; pixel backends ignore
+them, a backend that answers by file (the ground-truth oracle) declares ``needs_paths = True`` and
+raises when they are missing. Building a detector from command-line flags or a configuration dict:
+:mod:`reidlab.faces.options`.
 
 Shared post-processing (done here, once, for every backend) is controlled by keyword parameters that
 every backend accepts and that are part of the detector's cache key:
@@ -25,15 +29,17 @@ every backend accepts and that are part of the detector's cache key:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
+import inspect
 import json
 import logging
 from collections.abc import Sequence
 
 import numpy as np
 
+from reidlab.boxes import scale_boxes
 from reidlab.errors import ImageReadError, ReidlabError
+from reidlab.hashing import json_hash
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +63,60 @@ def available_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_detector(name: str, **params) -> Detector:
-    """Build detector ``name`` (centerface, mtcnn, oracle, onnx, torch) with keyword ``params``.
+def detector_class(name: str) -> type[Detector]:
+    """The backend class registered as ``name`` (imported on first use).
 
     Raises:
         DetectorError: unknown name (the message lists the known ones).
     """
-    key = name.lower()
+    key = str(name).lower()
     if key not in _REGISTRY:
         raise DetectorError(
             f"unknown face detector {name!r}; known: {', '.join(available_detectors())}"
         )
     mod, cls = _REGISTRY[key].split(":")
-    return getattr(importlib.import_module(mod), cls)(**params)
+    return getattr(importlib.import_module(mod), cls)
+
+
+def accepted_params(cls: type) -> dict[str, inspect.Parameter]:
+    """Keyword parameters a detector class's constructor takes, its own and (through ``**common``)
+    its bases': ``{name: inspect.Parameter}`` (the first definition of a name wins)."""
+    out: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        sig = inspect.signature(klass.__init__)
+        more = False
+        for p in list(sig.parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                more = True
+            elif p.kind is not p.VAR_POSITIONAL:
+                out.setdefault(p.name, p)
+        if not more:
+            break
+    return out
+
+
+def build_detector(name: str, **params) -> Detector:
+    """Build detector ``name`` (centerface, mtcnn, oracle, onnx, torch) with keyword ``params``.
+
+    Parameters not given take the backend's own defaults (the class signature: the one place they
+    are written). Command-line flags and configuration dicts go through
+    :func:`reidlab.faces.options.detector_from_config`, which also checks the values.
+
+    Raises:
+        DetectorError: unknown name (the message lists the known ones), or a parameter the
+            backend does not take (the message lists those it takes).
+    """
+    cls = detector_class(name)
+    known = accepted_params(cls)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise DetectorError(
+            f"{cls.name}: unknown parameter(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(sorted(known))}"
+        )
+    return cls(**params)
 
 
 def as_rgb_image(img, index: int = 0) -> np.ndarray:
@@ -112,15 +159,6 @@ def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     return boxes[keep]
 
 
-def scale_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
-    """Enlarge ``(K, >=4)`` boxes about their centres by ``factor`` (other columns unchanged)."""
-    boxes = np.asarray(boxes, dtype=np.float32).copy()
-    c = (boxes[:, 0:2] + boxes[:, 2:4]) / 2
-    half = (boxes[:, 2:4] - boxes[:, 0:2]) * (factor / 2)
-    boxes[:, 0:2], boxes[:, 2:4] = c - half, c + half
-    return boxes
-
-
 def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
     """Greedy non-maximum suppression of ``(K, 5)`` boxes; returns the kept rows sorted by score.
 
@@ -153,10 +191,15 @@ class Detector:
         name: the backend name (``"centerface"``, ...), used in caches and result tables.
         params: every parameter that changes the output (JSON-serialisable); the cache key.
         cacheable: whether :func:`reidlab.faces.detect_split` may cache results by image content.
+        needs_paths: the backend answers by image file, not by pixels (the ground-truth oracle):
+            :meth:`detect_batch` then requires ``paths`` and ``_detect(images, paths)`` gets them.
+        model_param: the constructor keyword naming the backend's model file (``--model``), if any.
     """
 
     name = "base"
     cacheable = True
+    needs_paths = False
+    model_param: str | None = None
 
     def __init__(
         self,
@@ -191,29 +234,51 @@ class Detector:
         self.calls = 0  # number of detect_batch calls (tests use it to prove caching)
 
     # --- public API -------------------------------------------------------------------------
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Detect faces in each image. Returns one float32 ``(K, 5)`` array per image (original px)."""
+    def detect_batch(
+        self, images: Sequence[np.ndarray], paths: Sequence | None = None
+    ) -> list[np.ndarray]:
+        """Detect faces in each image: the one entry point of every backend.
+
+        Args:
+            images: RGB uint8 ``(H, W, 3)`` arrays (gray / RGBA / other dtypes are converted).
+            paths: the images' files, one per image, when the caller has them. Pixel backends
+                ignore them; backends with ``needs_paths`` (the oracle) require them.
+
+        Returns:
+            one float32 ``(K, 5)`` array ``x1, y1, x2, y2, score`` per image (original pixels).
+        """
         self.calls += 1
+        if paths is not None:
+            paths = [str(p) for p in paths]
+            if len(paths) != len(images):
+                raise DetectorError(f"{self.name}: got {len(images)} images but {len(paths)} paths")
+        elif self.needs_paths:
+            raise DetectorError(
+                f"{self.name}: answers by image file; call detect_batch(images, paths)"
+            )
         imgs = [as_rgb_image(im, i) for i, im in enumerate(images)]
         if not imgs:
             return []
-        raw = self._detect(imgs)
+        raw = self._detect(imgs, paths) if self.needs_paths else self._detect(imgs)
         return [self.postprocess(b, im.shape[0], im.shape[1]) for b, im in zip(raw, imgs)]
 
     def detect_paths(self, paths: Sequence[str]) -> list[np.ndarray]:
-        """Detect faces in image files (read with :func:`reidlab.imageio.read_rgb`)."""
+        """Detect faces in image files: ``detect_batch`` on the decoded files, paths passed along.
+
+        A thin convenience; :meth:`detect_batch` is the entry point.
+        """
         from reidlab.imageio import read_rgb
 
-        return self.detect_batch([read_rgb(p) for p in paths])
+        paths = [str(p) for p in paths]
+        return self.detect_batch([read_rgb(p) for p in paths], paths)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.detect_batch([image])[0]
+    def __call__(self, image: np.ndarray, path: str | None = None) -> np.ndarray:
+        return self.detect_batch([image], None if path is None else [path])[0]
 
     @property
     def key(self) -> str:
         """Short hash of name + params: the cache folder of this configuration."""
-        blob = json.dumps({"name": self.name, "params": self.params}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return json_hash({"name": self.name, "params": self.params})
 
     def params_json(self) -> str:
         return json.dumps(self.params, sort_keys=True)
@@ -223,6 +288,10 @@ class Detector:
 
     # --- for subclasses ---------------------------------------------------------------------
     def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Raw ``(K, 5)`` boxes per image in original pixels (before :meth:`postprocess`).
+
+        Backends with ``needs_paths = True`` implement ``_detect(images, paths)`` instead.
+        """
         raise NotImplementedError
 
     def postprocess(self, boxes: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -8,14 +8,23 @@ configuration)::
         images.parquet     sha1, height, width of every image processed (including those with no face)
         boxes.parquet      sha1, x1, y1, x2, y2, score (one row per detected box)
 
+        .lock              taken (fcntl.flock) around every read and read-merge-write
+
 Entries are keyed by the SHA-1 of the file bytes, not by path: a changed file gets a new hash and is
 the only one re-run; a renamed or copied file is not re-run. Fail-closed prior boxes are never cached
-(they are cheap and depend on the option, not the detector).
+(they are cheap and depend on the option, not the detector). Backends that answer by path
+(``needs_paths``, the oracle) or are not ``cacheable`` are never cached.
+
+Robustness: new entries are written every ``save_every`` images (not only at the end), so an
+interrupted run keeps what it had saved; each write re-reads the folder under an exclusive lock and
+merges, so processes sharing a cache folder never drop each other's entries. ``boxes.parquet`` is
+replaced before ``images.parquet``, and boxes of images not listed are ignored on reading, so a kill
+between the two renames leaves a consistent cache.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +35,7 @@ import numpy as np
 
 from reidlab.faces.base import Detector
 from reidlab.faces.prior import HeadPrior, head_prior_box
+from reidlab.hashing import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +49,51 @@ def default_cache_dir() -> Path:
     return cache_dir() / "faces"
 
 
+SAVE_EVERY = 2000  # images detected between two writes of the cache
+
+
 def file_sha1(path: str | Path) -> str:
-    """SHA-1 hex digest of a file's bytes."""
+    """SHA-1 hex digest of a file's bytes; :class:`~reidlab.errors.ImageReadError` if unreadable."""
     from reidlab.errors import ImageReadError
 
     try:
-        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        return file_hash(path, "sha1")
     except OSError as e:
         raise ImageReadError(f"cannot read image file {path}: {e}") from e
+
+
+@contextlib.contextmanager
+def cache_lock(folder: Path, exclusive: bool = True):
+    """Hold ``folder/.lock`` (``fcntl.flock``: exclusive for writers, shared for readers).
+
+    Advisory and per open file, so it serialises processes (and threads with their own open) that
+    use this function; released when the block ends or the process dies. Without ``fcntl``
+    (Windows) it does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _sample_path(s) -> str:
     return str(s.path if hasattr(s, "path") else s)
 
 
-def _load_cache(folder: Path | None):
-    """(images, boxes) tables of one configuration's cache folder; empty ones when absent/None."""
+def _read_tables(folder: Path | None):
+    """(images, boxes) tables of one configuration's cache folder; empty ones when absent/None.
+
+    The caller holds the lock. Boxes of images not in ``images.parquet`` are dropped (a write
+    interrupted between the two renames).
+    """
     import pandas as pd
 
     if (
@@ -62,7 +101,23 @@ def _load_cache(folder: Path | None):
         and (folder / "images.parquet").is_file()
         and (folder / "boxes.parquet").is_file()
     ):
-        return pd.read_parquet(folder / "images.parquet"), pd.read_parquet(folder / "boxes.parquet")
+        images = pd.read_parquet(folder / "images.parquet")
+        boxes = pd.read_parquet(folder / "boxes.parquet")
+        return images, boxes[boxes["sha1"].isin(images["sha1"])].reset_index(drop=True)
+    return _empty_tables()
+
+
+def _load_cache(folder: Path | None):
+    """(images, boxes) tables of a cache folder, read under a shared lock."""
+    if folder is None or not folder.is_dir():
+        return _empty_tables()
+    with cache_lock(folder, exclusive=False):
+        return _read_tables(folder)
+
+
+def _empty_tables():
+    import pandas as pd
+
     return (
         pd.DataFrame(
             {
@@ -80,16 +135,49 @@ def _load_cache(folder: Path | None):
     )
 
 
-def _save_cache(folder: Path, detector: Detector, images, boxes) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(
-        json.dumps({"name": detector.name, "params": detector.params}, sort_keys=True, indent=1)
-    )
-    # write to temp files then rename, so an interrupted run never leaves a half-written cache
-    for name, df in (("images", images), ("boxes", boxes)):
-        tmp = folder / f".{name}.parquet.tmp"
-        df.to_parquet(tmp, index=False)
-        tmp.replace(folder / f"{name}.parquet")
+def _new_tables(new_images: list, new_boxes: list):
+    import pandas as pd
+
+    add_i = pd.DataFrame(new_images, columns=["sha1", "height", "width"])
+    add_b = pd.DataFrame(new_boxes, columns=["sha1", "x1", "y1", "x2", "y2", "score"])
+    cols = ["x1", "y1", "x2", "y2", "score"]
+    add_b[cols] = add_b[cols].astype("float32")
+    return add_i, add_b
+
+
+def _union(images, boxes, add_i, add_b):
+    """``images``/``boxes`` plus the entries of ``add_i``/``add_b`` whose image is not yet in them."""
+    import pandas as pd
+
+    fresh = ~add_i["sha1"].isin(images["sha1"])
+    if not fresh.any():
+        return images, boxes
+    add_i = add_i[fresh]
+    add_b = add_b[add_b["sha1"].isin(add_i["sha1"])]
+    images = pd.concat([images, add_i], ignore_index=True) if len(images) else add_i
+    if len(add_b):
+        boxes = pd.concat([boxes, add_b], ignore_index=True) if len(boxes) else add_b
+    return images.reset_index(drop=True), boxes.reset_index(drop=True)
+
+
+def _save_cache(folder: Path, detector: Detector, add_i, add_b):
+    """Merge new entries into the folder's tables under the exclusive lock; the merged tables.
+
+    Entries another process wrote meanwhile are kept (the union); for an image both processes
+    detected, the one on disk stays (the detector is deterministic).
+    """
+    with cache_lock(folder, exclusive=True):
+        images, boxes = _read_tables(folder)
+        images, boxes = _union(images, boxes, add_i, add_b)
+        (folder / "config.json").write_text(
+            json.dumps({"name": detector.name, "params": detector.params}, sort_keys=True, indent=1)
+        )
+        # temp files then rename: a reader never sees a half-written file; boxes first (see above)
+        for name, df in (("boxes", boxes), ("images", images)):
+            tmp = folder / f".{name}.parquet.tmp"
+            df.to_parquet(tmp, index=False)
+            tmp.replace(folder / f"{name}.parquet")
+    return images, boxes
 
 
 def detect_split(
@@ -100,6 +188,7 @@ def detect_split(
     fail_closed=None,
     batch_size: int = 64,
     progress: bool = True,
+    save_every: int = SAVE_EVERY,
 ):
     """Detect faces in every image of ``samples`` (Samples or paths), cached by content hash.
 
@@ -110,8 +199,10 @@ def detect_split(
         cache_dir: cache folder (``None`` = :func:`default_cache_dir`, ``False`` = no cache).
         fail_closed: ``None`` (off), a float (height fraction of the head prior), a dict or a
             :class:`~reidlab.faces.prior.HeadPrior`: images with no detection get the prior box.
-        batch_size: images per ``detect_batch`` call.
+        batch_size: images per ``detect_batch`` call (it gets the images and their paths).
         progress: show a tqdm bar.
+        save_every: write new entries to the cache after about this many detected images (and
+            at the end), so an interruption loses at most that many.
 
     Returns:
         DataFrame with columns ``path, sha1, x1, y1, x2, y2, score, detector, params, fail_closed``, one
@@ -132,7 +223,11 @@ def detect_split(
         file_sha1(p) for p in tqdm(abs_paths, desc="hashing", disable=not progress, leave=False)
     ]
 
-    use_cache = cache_dir is not False and detector.cacheable
+    # Results are keyed by content hash, so identical files are detected once; a backend that
+    # answers by path (the oracle) is keyed by path instead and never cached.
+    by_path = detector.needs_paths
+    keys = [os.path.realpath(p) for p in abs_paths] if by_path else shas
+    use_cache = cache_dir is not False and detector.cacheable and not by_path
     folder = None
     if use_cache:
         folder = Path(cache_dir if cache_dir not in (None, True) else default_cache_dir())
@@ -140,43 +235,43 @@ def detect_split(
     images_df, boxes_df = _load_cache(folder)
     known = set(images_df["sha1"])
     todo: dict[str, str] = {}
-    for p, h in zip(abs_paths, shas):
-        if h not in known and h not in todo:
-            todo[h] = p
-    hits = len(abs_paths) - sum(1 for h in shas if h in todo)
+    for p, k in zip(abs_paths, keys):
+        if k not in known and k not in todo:
+            todo[k] = p
+    hits = len(abs_paths) - sum(1 for k in keys if k in todo)
     log.info(
         "%s: %d images, %d cached, %d to detect", detector.name, len(abs_paths), hits, len(todo)
     )
 
-    new_images, new_boxes = [], []
+    new_images: list = []
+    new_boxes: list = []
+
+    def flush():
+        nonlocal images_df, boxes_df
+        if not new_images:
+            return
+        add_i, add_b = _new_tables(new_images, new_boxes)
+        if folder is not None:
+            images_df, boxes_df = _save_cache(folder, detector, add_i, add_b)
+        images_df, boxes_df = _union(images_df, boxes_df, add_i, add_b)
+        new_images.clear()
+        new_boxes.clear()
+
     items = list(todo.items())
     bar = tqdm(total=len(items), desc=f"faces ({detector.name})", disable=not progress)
     for s in range(0, len(items), batch_size):
         chunk = items[s : s + batch_size]
         imgs = [read_rgb(p) for _, p in chunk]
-        if (
-            hasattr(detector, "detect_paths")
-            and type(detector).detect_paths is not Detector.detect_paths
-        ):
-            dets = detector.detect_paths([p for _, p in chunk])  # path-aware backends (oracle)
-        else:
-            dets = detector.detect_batch(imgs)
-        for (h, _), img, d in zip(chunk, imgs, dets):
-            new_images.append((h, img.shape[0], img.shape[1]))
+        dets = detector.detect_batch(imgs, [p for _, p in chunk])
+        for (k, _), img, d in zip(chunk, imgs, dets):
+            new_images.append((k, img.shape[0], img.shape[1]))
             for row in np.asarray(d, dtype=np.float32).reshape(-1, 5):
-                new_boxes.append((h, *row.tolist()))
+                new_boxes.append((k, *row.tolist()))
         bar.update(len(chunk))
+        if folder is not None and len(new_images) >= save_every:
+            flush()
     bar.close()
-    if new_images:
-        add_i = pd.DataFrame(new_images, columns=["sha1", "height", "width"])
-        add_b = pd.DataFrame(new_boxes, columns=["sha1", "x1", "y1", "x2", "y2", "score"])
-        add_b[["x1", "y1", "x2", "y2", "score"]] = add_b[["x1", "y1", "x2", "y2", "score"]].astype(
-            "float32"
-        )
-        images_df = pd.concat([images_df, add_i], ignore_index=True) if len(images_df) else add_i
-        boxes_df = pd.concat([boxes_df, add_b], ignore_index=True) if len(boxes_df) else add_b
-        if folder:
-            _save_cache(folder, detector, images_df, boxes_df)
+    flush()
 
     # assemble the per-path table in sample order
     by_sha: dict[str, np.ndarray] = {
@@ -190,14 +285,14 @@ def detect_split(
     params = detector.params_json()
     rows = []
     n_face = n_prior = 0
-    for rel, h in zip(rels, shas):
-        b = by_sha.get(h)
+    for rel, h, k in zip(rels, shas, keys):
+        b = by_sha.get(k)
         if b is not None and len(b):
             n_face += 1
             rows.extend((rel, h, *r.tolist(), False) for r in b)
         elif prior is not None:
             n_prior += 1
-            rows.append((rel, h, *head_prior_box(*sizes[h], prior).tolist(), True))
+            rows.append((rel, h, *head_prior_box(*sizes[k], prior).tolist(), True))
     df = pd.DataFrame(
         [(r[0], r[1], *r[2:7], detector.name, params, r[7]) for r in rows], columns=COLUMNS
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reidlab.batching import batches_by_shape
 from reidlab.faces.base import EMPTY, Detector, DetectorError, nms, resize_by
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,7 @@ class CenterFaceDetector(Detector):
     """
 
     name = "centerface"
+    model_param = "onnx_path"
 
     def __init__(
         self,
@@ -314,30 +316,26 @@ class CenterFaceDetector(Detector):
 
     def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         prepared = [self.prepare(im) for im in images]
-        groups: dict[tuple, list[int]] = {}
-        for i, (blob, _, _) in enumerate(prepared):
-            groups.setdefault(blob.shape, []).append(i)
         out: list[np.ndarray] = [EMPTY] * len(images)
         flip = self.params["flip_tta"]
-        for shape, idx in groups.items():
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s : s + self.batch_size]
-                blobs = np.stack([prepared[i][0] for i in chunk])
-                dets = self.run_blobs(blobs)
+        for chunk in batches_by_shape(prepared, lambda x: x[0].shape, self.batch_size):
+            blobs = np.stack([prepared[i][0] for i in chunk])
+            width = blobs.shape[3]
+            dets = self.run_blobs(blobs)
+            if flip:
+                fdets = self.run_blobs(np.ascontiguousarray(blobs[..., ::-1]))
+            for j, i in enumerate(chunk):
+                _, sx, sy = prepared[i]
+                boxes = dets[j]
                 if flip:
-                    fdets = self.run_blobs(np.ascontiguousarray(blobs[..., ::-1]))
-                for j, i in enumerate(chunk):
-                    _, sx, sy = prepared[i]
-                    boxes = dets[j]
-                    if flip:
-                        # un-flip around the padded width, then merge
-                        fb = fdets[j].copy()
-                        x1 = shape[2] - fb[:, 2]
-                        fb[:, 2] = shape[2] - fb[:, 0]
-                        fb[:, 0] = x1
-                        boxes = np.concatenate([boxes, fb])
-                    boxes = nms(boxes, self.params["nms_iou"])
-                    boxes[:, [0, 2]] /= sx
-                    boxes[:, [1, 3]] /= sy
-                    out[i] = boxes
+                    # un-flip around the padded width, then merge
+                    fb = fdets[j].copy()
+                    x1 = width - fb[:, 2]
+                    fb[:, 2] = width - fb[:, 0]
+                    fb[:, 0] = x1
+                    boxes = np.concatenate([boxes, fb])
+                boxes = nms(boxes, self.params["nms_iou"])
+                boxes[:, [0, 2]] /= sx
+                boxes[:, [1, 3]] /= sy
+                out[i] = boxes
         return out

@@ -19,21 +19,23 @@ reidlab then divides by the scale factor, applies NMS (``nms_iou``; ``None`` to 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from reidlab.batching import batches_by_shape
 from reidlab.faces.base import EMPTY, Detector, DetectorError, nms, resize_by
+from reidlab.hashing import file_hash
 
 
 class _FileDetector(Detector):
     kind = "file"
+    model_param = "path"
 
     def __init__(
         self,
         *,
-        path: str | Path,
+        path: str | Path | None = None,
         upscale: float = 1.0,
         threshold: float = 0.5,
         nms_iou: float | None = 0.3,
@@ -42,12 +44,19 @@ class _FileDetector(Detector):
         **common,
     ) -> None:
         super().__init__(upscale=upscale, threshold=threshold, **common)
+        if path is None:
+            raise DetectorError(
+                f"{self.name}: give the detector file (path=..., on the command line --model FILE)"
+            )
         path = Path(path)
         if not path.is_file():
             raise DetectorError(f"{self.name}: no detector file at {path}")
         self.path = path
         # the file's content hash is part of the cache key: a retrained file invalidates the cache
-        sha = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+        try:
+            sha = file_hash(path, "sha1")[:12]
+        except OSError as e:
+            raise DetectorError(f"{self.name}: cannot read detector file {path}: {e}") from e
         self.params.update(
             path=str(path),
             file_sha1=sha,
@@ -71,29 +80,22 @@ class _FileDetector(Detector):
             x = np.zeros((3, ph, pw), np.float32)
             x[:, :nh, :nw] = r.transpose(2, 0, 1) / 255.0
             prepared.append((x, nw / w, nh / h))
-        groups: dict[tuple, list[int]] = {}
-        for i, (x, _, _) in enumerate(prepared):
-            groups.setdefault(x.shape, []).append(i)
         out: list[np.ndarray] = [EMPTY] * len(images)
-        for idx in groups.values():
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s : s + self.batch_size]
-                res = np.asarray(
-                    self._run(np.stack([prepared[i][0] for i in chunk])), dtype=np.float32
+        for chunk in batches_by_shape(prepared, lambda x: x[0].shape, self.batch_size):
+            res = np.asarray(self._run(np.stack([prepared[i][0] for i in chunk])), dtype=np.float32)
+            if res.ndim != 3 or res.shape[0] != len(chunk) or res.shape[2] != 5:
+                raise DetectorError(
+                    f"{self.name}: {self.path} returned shape {res.shape}; the contract is (B, N, 5) "
+                    f"x1, y1, x2, y2, score with B={len(chunk)} (see reidlab/faces/external.py)"
                 )
-                if res.ndim != 3 or res.shape[0] != len(chunk) or res.shape[2] != 5:
-                    raise DetectorError(
-                        f"{self.name}: {self.path} returned shape {res.shape}; the contract is (B, N, 5) "
-                        f"x1, y1, x2, y2, score with B={len(chunk)} (see reidlab/faces/external.py)"
-                    )
-                for j, i in enumerate(chunk):
-                    b = res[j][res[j][:, 4] > 0].copy()
-                    if self.params["nms_iou"] is not None:
-                        b = nms(b, self.params["nms_iou"])
-                    _, sx, sy = prepared[i]
-                    b[:, [0, 2]] /= sx
-                    b[:, [1, 3]] /= sy
-                    out[i] = b
+            for j, i in enumerate(chunk):
+                b = res[j][res[j][:, 4] > 0].copy()
+                if self.params["nms_iou"] is not None:
+                    b = nms(b, self.params["nms_iou"])
+                _, sx, sy = prepared[i]
+                b[:, [0, 2]] /= sx
+                b[:, [1, 3]] /= sy
+                out[i] = b
         return out
 
 
@@ -122,15 +124,23 @@ class OnnxFileDetector(_FileDetector):
 
     name = "onnx"
 
+    def __init__(self, *, threads: int = 0, **kw) -> None:
+        """``threads``: onnxruntime intra-op threads (0 = its default); the rest as for the base."""
+        super().__init__(**kw)
+        self._threads = int(threads)
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._model is None:
             import onnxruntime as ort
 
             from reidlab.faces.centerface import choose_providers
 
+            so = ort.SessionOptions()
+            if self._threads:
+                so.intra_op_num_threads = self._threads
             try:
                 self._model = ort.InferenceSession(
-                    str(self.path), providers=list(choose_providers())
+                    str(self.path), sess_options=so, providers=list(choose_providers())
                 )
             except Exception as e:
                 raise DetectorError(f"onnx: cannot load ONNX file {self.path}: {e}") from e

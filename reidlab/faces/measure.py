@@ -145,15 +145,17 @@ def parsing_recall(
         b = boxes.get(str(p), np.zeros((0, 4), np.float32))
         if npx >= min_face_px:
             n_face += 1
-            n_hit += mask_coverage(b, mask) >= cover
+            n_hit += int(mask_coverage(b, mask) >= cover)
         elif npx == 0:
             n_faceless += 1
-            n_faceless_box += len(b) > 0
+            n_faceless_box += int(len(b) > 0)
         else:
             n_between += 1
     return {
         "with_face": n_face,
+        "recalled": n_hit,
         "faceless": n_faceless,
+        "faceless_boxed": n_faceless_box,
         "small_face_skipped": n_between,
         "no_mask": n_nomask,
         "recall": n_hit / n_face if n_face else float("nan"),

@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from reidlab.batching import batches_by_shape
 from reidlab.faces.base import EMPTY, Detector, DetectorError, resize_by
 
 log = logging.getLogger(__name__)
@@ -88,29 +89,24 @@ class MTCNNDetector(Detector):
         import torch
 
         resized = [resize_by(im, self.params["upscale"]) for im in images]
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(resized):
-            groups.setdefault(r.shape, []).append(i)
         out: list[np.ndarray] = [EMPTY] * len(images)
-        for shape, idx in groups.items():
-            if min(shape[:2]) < 12:  # smaller than P-net's window: nothing can be found
+        for chunk in batches_by_shape(resized, batch_size=self.batch_size):
+            if min(resized[chunk[0]].shape[:2]) < 12:  # smaller than P-net's window: no face
                 continue
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s : s + self.batch_size]
-                with torch.no_grad():
-                    boxes, probs = self.net.detect(np.stack([resized[i] for i in chunk]))
-                for i, b, p in zip(chunk, boxes, probs):
-                    if b is None or len(b) == 0:
-                        continue
-                    h, w = images[i].shape[:2]
-                    arr = np.concatenate(
-                        [
-                            np.asarray(b, np.float32).reshape(-1, 4),
-                            np.asarray(p, np.float32).reshape(-1, 1),
-                        ],
-                        axis=1,
-                    )
-                    arr[:, [0, 2]] *= w / resized[i].shape[1]
-                    arr[:, [1, 3]] *= h / resized[i].shape[0]
-                    out[i] = arr
+            with torch.no_grad():
+                boxes, probs = self.net.detect(np.stack([resized[i] for i in chunk]))
+            for i, b, p in zip(chunk, boxes, probs):
+                if b is None or len(b) == 0:
+                    continue
+                h, w = images[i].shape[:2]
+                arr = np.concatenate(
+                    [
+                        np.asarray(b, np.float32).reshape(-1, 4),
+                        np.asarray(p, np.float32).reshape(-1, 1),
+                    ],
+                    axis=1,
+                )
+                arr[:, [0, 2]] *= w / resized[i].shape[1]
+                arr[:, [1, 3]] *= h / resized[i].shape[0]
+                out[i] = arr
         return out

@@ -1,8 +1,10 @@
 """The oracle "detector": ground-truth face boxes of a dataset that carries them (synthetic data).
 
-It answers by path (:meth:`OracleDetector.detect_paths`), so it is an upper bound for every other
-backend: recall 1 by construction against the same ground truth. ``detect_batch`` on bare arrays
-cannot know which image it is given and raises.
+It answers by path, so it declares ``needs_paths = True``: called like every backend,
+``detect_batch(images, paths)``, it looks the boxes up by ``paths`` and uses ``images`` only for
+their size (clipping, the common filters). It is an upper bound for every other backend: recall 1
+by construction against the same ground truth. Without paths it cannot know which image it is
+given and raises.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class OracleDetector(Detector):
 
     name = "oracle"
     cacheable = False  # answers from paths, not pixels; cheap anyway
+    needs_paths = True
 
     def __init__(
         self,
@@ -51,20 +54,14 @@ class OracleDetector(Detector):
             os.path.realpath(k): np.asarray(v, np.float32).reshape(-1, 4) for k, v in boxes.items()
         }
 
-    def detect_paths(self, paths: Sequence[str]) -> list[np.ndarray]:
-        from reidlab.imageio import read_rgb
-
-        self.calls += 1
+    def _detect(self, images: list[np.ndarray], paths: Sequence[str]) -> list[np.ndarray]:
         out = []
         for p in paths:
             key = os.path.realpath(p)
             if key not in self._boxes:
                 raise DetectorError(f"oracle: no ground-truth face boxes for {p}")
             b = self._boxes[key]
-            img = read_rgb(p)
-            arr = np.concatenate([b, np.ones((len(b), 1), np.float32)], axis=1) if len(b) else EMPTY
-            out.append(self.postprocess(arr, img.shape[0], img.shape[1]))
+            out.append(
+                np.concatenate([b, np.ones((len(b), 1), np.float32)], axis=1) if len(b) else EMPTY
+            )
         return out
-
-    def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        raise DetectorError("oracle: ground truth is looked up by path; call detect_paths(paths)")
