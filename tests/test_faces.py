@@ -321,6 +321,39 @@ def test_torchscript_contract(tmp_path):
         build_detector("onnx", path=tmp_path / "missing.onnx")
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_file_backend_batches_by_shape(tmp_path):
+    """Mixed sizes in small batches give the same boxes as one image per call."""
+    torch = pytest.importorskip("torch")
+
+    class Centre(torch.nn.Module):
+        """One box around the brightest pixel of each input (score 0.9), so batches can mix."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, w = x.shape[0], x.shape[3]
+            idx = x.sum(1).reshape(b, -1).argmax(1)
+            cy = torch.div(idx, w, rounding_mode="floor").float()
+            cx = (idx % w).float()
+            s = torch.full_like(cx, 0.9)
+            return torch.stack([cx - 3, cy - 3, cx + 3, cy + 3, s], 1)[:, None, :]
+
+    f = tmp_path / "centre.pt"
+    torch.jit.save(torch.jit.script(Centre()), str(f))
+    rng = np.random.default_rng(0)
+    imgs = []
+    for i, (h, w) in enumerate([(40, 20), (30, 30), (40, 20), (40, 20), (30, 30)]):
+        im = rng.integers(0, 100, (h, w, 3), dtype=np.uint8)
+        im[5 + i, 7 + i] = 255
+        imgs.append(im)
+    det = build_detector("torch", path=f, threshold=0.5, batch_size=2, nms_iou=None)
+    calls = det.calls
+    batched = det.detect_batch(imgs)
+    assert det.calls == calls + 1
+    for im, b, i in zip(imgs, batched, range(len(imgs))):
+        np.testing.assert_allclose(b, det(im), atol=1e-5)
+        np.testing.assert_allclose(b[0, :4], [4 + i, 2 + i, 10 + i, 8 + i], atol=1e-5)
+
+
 # --------------------------------------------------------------------------- measurement
 def test_iou_and_matching_hand_cases():
     a = np.array([[0, 0, 10, 10]], np.float32)
@@ -369,9 +402,10 @@ def test_synthetic_recall_oracle_and_centerface(synthetic_root, tmp_path):
     df = detect_split(det, samples, ds.root, cache_dir=tmp_path, progress=False)
     r = box_recall(boxes_by_path(df, ds.root), gt, iou=0.3)
     assert r["recall"] >= SYNTHETIC_RECALL_BOUND, r
+    assert df.attrs["cache_misses"] == len({s.path for s in samples}) and det.calls > 0
     again = build_detector("centerface")  # same configuration: served from the parquet cache
     df2 = detect_split(again, samples, ds.root, cache_dir=tmp_path, progress=False)
-    assert again.calls == 0 and df2.equals(df)
+    assert again.calls == 0 and df2.attrs["cache_misses"] == 0 and df2.equals(df)
 
 
 SYNTHETIC_RECALL_BOUND = (
@@ -379,7 +413,7 @@ SYNTHETIC_RECALL_BOUND = (
 )
 
 
-def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys):
+def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -394,25 +428,33 @@ def test_gallery_figure_and_cli(synthetic_root, tmp_path, capsys):
     )
     assert len(fig.axes) == 4 and len(fig.axes[0].patches) + len(fig.axes[1].patches) <= 2
     out = tmp_path / "det.parquet"
-    rc = main(
-        [
-            "detect",
-            "synthetic",
-            str(synthetic_root),
-            "--detector",
-            "oracle",
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--no-progress",
-            "--fail-closed",
-            "0.3",
-            "--out",
-            str(out),
-        ]
-    )
+    argv = ["detect", "synthetic", str(synthetic_root), "--cache-dir", str(tmp_path / "c")]
+    argv += ["--no-progress", "--fail-closed", "0.3", "--out", str(out)]
+    rc = main([*argv, "--detector", "oracle"])
     assert rc == 0 and out.is_file()
     text = capsys.readouterr().out
     assert "face found in" in text and "query" in text and "gallery" in text
+    assert text.startswith("oracle ")
+
+    # a pixel backend from the same flags, run twice: the second run detects nothing anew
+    from reidlab.faces.cache import detect_split as real_detect_split
+
+    runs = []
+
+    def spy(det, *a, **kw):
+        df = real_detect_split(det, *a, **kw)
+        runs.append((det.calls, df.attrs["cache_misses"]))
+        return df
+
+    import reidlab.faces
+
+    monkeypatch.setattr(reidlab.faces, "detect_split", spy)
+    for _ in range(2):
+        assert main([*argv, "--splits", "query", "--upscale", "1", "--no-flip-tta"]) == 0
+    (first_calls, first_misses), (again_calls, again_misses) = runs
+    assert first_calls > 0 and first_misses == len(ds.query)
+    assert again_calls == 0 and again_misses == 0
+    assert capsys.readouterr().out.startswith("centerface ")
 
 
 def test_evaluate_split_row(synthetic_root, tmp_path):
