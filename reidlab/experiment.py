@@ -23,10 +23,12 @@ with it fails *after* writing every result.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 
 from reidlab.errors import ReidlabError
+from reidlab.evaluation.config import EvalConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,14 @@ class ExperimentError(ReidlabError):
 
 @dataclass
 class ExperimentConfig:
-    """Settings of one experiment grid (all recorded in every results row)."""
+    """Settings of one experiment grid (all recorded in every results row).
+
+    ``eval``: how every cell is evaluated (:class:`~reidlab.evaluation.EvalConfig`; its
+    ``device`` is also where models are trained). ``distance``, ``normalize``, ``flip``, ``ap``,
+    ``batch_size`` and ``device`` are accepted as keywords for older callers
+    (``ExperimentConfig(distance="cosine")`` = ``ExperimentConfig(eval=EvalConfig(distance=
+    "cosine"))``, with a DeprecationWarning); they are not attributes: read ``cfg.eval``.
+    """
 
     dataset: str = "synthetic"
     root: str | None = None
@@ -58,14 +67,42 @@ class ExperimentConfig:
     recipe: str = "tiny"  # reidlab.training.RECIPES entry
     epochs: int | None = None  # None: the recipe's
     train_options: dict = field(default_factory=dict)  # extra TrainConfig fields
-    distance: str = "euclidean"
-    normalize: bool = False
-    flip: bool = False
-    ap: str = "standard"
-    batch_size: int = 64
-    device: str | None = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
     out_dir: str | None = None
     cache_dir: str | None = None
+    # the evaluation settings' old flat names (see the class docstring)
+    distance: InitVar[str | None] = None
+    normalize: InitVar[bool | None] = None
+    flip: InitVar[bool | None] = None
+    ap: InitVar[str | None] = None
+    batch_size: InitVar[int | None] = None
+    device: InitVar[str | None] = None
+
+    def __post_init__(self, distance, normalize, flip, ap, batch_size, device) -> None:
+        if isinstance(self.eval, dict):
+            self.eval = EvalConfig().replace(**self.eval)
+        old = {
+            "distance": distance,
+            "normalize": normalize,
+            "flip": flip,
+            "ap": ap,
+            "batch_size": batch_size,
+            "device": device,
+        }
+        old = {k: v for k, v in old.items() if v is not None}
+        if old:
+            warnings.warn(
+                f"ExperimentConfig({', '.join(f'{k}=...' for k in old)}): pass "
+                f"eval=EvalConfig({', '.join(f'{k}=...' for k in old)}) instead",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.eval = self.eval.replace(**old)
+
+
+# the old names are __init__ keywords only: without this, ``cfg.distance`` would read None
+for _name in ("distance", "normalize", "flip", "ap", "batch_size", "device"):
+    delattr(ExperimentConfig, _name)
 
 
 def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
@@ -113,35 +150,38 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
     return Anonymizer(**_anon_settings(method, cfg))
 
 
-def _train(
-    model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None
-):
+def _train_config(model_name: str, seed: int, cfg: ExperimentConfig, boxes, method):
+    """The TrainConfig of one grid cell: ``cfg.recipe`` with the grid's settings, trained on
+    original data (``method`` None) or anonymized with ``method``."""
     from reidlab.paths import runs_dir
-    from reidlab.training import TrainConfig, train
+    from reidlab.training import TrainConfig
 
-    out = (
-        Path(cfg.out_dir or runs_dir() / "experiment")
-        / "models"
-        / (f"{model_name}-seed{seed}-{method or 'original'}")
-    )
+    out = Path(cfg.out_dir or runs_dir() / "experiment") / "models"
     anon = _anon_settings(method, cfg) if method else None
-    opts = {"epochs": cfg.epochs} if cfg.epochs else {}
-    tc = TrainConfig.from_recipe(
+    return TrainConfig.from_recipe(
         cfg.recipe,
         model=model_name,
         dataset=cfg.dataset,
         root=str(cfg.root),
+        dataset_options=dict(cfg.dataset_options),
         seed=seed,
-        out_dir=str(out),
-        device=cfg.device,
+        out_dir=str(out / f"{model_name}-seed{seed}-{method or 'original'}"),
+        device=cfg.eval.device,
         anonymizer=anon,
         boxes=boxes if anon else None,
         final_eval=False,
-        dataset_options=dict(cfg.dataset_options),
         progress=False,
-        **opts | dict(cfg.train_options),
+        **({"epochs": cfg.epochs} if cfg.epochs else {}) | dict(cfg.train_options),
     )
-    model = train(tc, return_model=True)["model_object"]
+
+
+def _train(
+    model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None
+):
+    from reidlab.training import train
+
+    model = train(_train_config(model_name, seed, cfg, boxes, method), return_model=True)
+    model = model["model_object"]
     model.eval()
     return model
 
@@ -156,6 +196,22 @@ def _load(model_name: str, path: str, trust_checkpoint: bool = False):
 
 
 METRIC_COLUMNS = ("mAP", "rank1", "rank5", "rank10", "mINP", "n_queries")
+_PERCENT = ("mAP", "mINP", "rank1", "rank5", "rank10", "rank20")
+
+
+def result_columns(result, model) -> dict:
+    """A cell's columns from its :class:`~reidlab.evaluation.EvalResult`: ``result.to_row()``
+    (every metric and setting, flattened) with the metrics in percent, plus ``n_queries``
+    (valid queries), ``ap_definition`` and the model's ``pretrained`` source."""
+    row = result.to_row()
+    for k in _PERCENT:
+        if k in row:
+            row[k] = 100 * row[k]
+    return row | {
+        "n_queries": row["num_valid_queries"],
+        "ap_definition": row["ap"],
+        "pretrained": getattr(model, "pretrained_source", "n/a"),
+    }
 
 
 def failed_cells(results):
@@ -178,9 +234,12 @@ def check_complete(results) -> None:
 def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     """Run the grid; returns ``(results, per_query)`` DataFrames (also written to ``out_dir``).
 
-    ``results``: one flat row per (model, seed, condition) with ``status`` (``"ok"`` or
-    ``"failed"``), ``error``, mAP, rank-1/5/10, mINP (in %, NaN for a failed cell) and all settings. ``per_query``: one row per (model, seed, condition, query) with AP and
-    first-hit rank, for paired tests.
+    ``results``: one flat row per (model, seed, condition): the grid's columns (model, seed,
+    condition, method, anonymized, train_data, dataset, mask, mask_scale, face_rate_*,
+    detector), ``status`` (``"ok"`` or ``"failed"``), ``error``, mAP, rank-1/5/10, mINP (in %,
+    NaN for a failed cell), n_queries, then every setting the evaluation recorded
+    (:func:`result_columns`). ``per_query``: one row per (model, seed, condition, query) with
+    AP and first-hit rank, for paired tests.
     """
     import numpy as np
     import pandas as pd
@@ -192,12 +251,8 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
     boxes, face_info = face_boxes_for(ds, cfg)
     rows, per_query = [], []
-    common = {
+    grid = {  # the grid's own columns, in every row (the evaluation's come from its result)
         "dataset": cfg.dataset,
-        "distance": cfg.distance,
-        "normalize": cfg.normalize,
-        "flip": cfg.flip,
-        "ap_definition": cfg.ap,
         "mask": cfg.mask,
         "mask_scale": cfg.scale,
         **{k: v for k, v in face_info.items() if k.startswith("face_rate")},
@@ -205,45 +260,28 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     }
 
     def row(model_name, seed, condition, method, anonymized, train_data) -> dict:
-        return common | {
+        return {
             "model": model_name,
             "seed": seed,
             "condition": condition,
             "method": method,
             "anonymized": anonymized,
             "train_data": train_data,
-        }
+        } | grid
 
     def record(model, cell: dict, q_anon, g_anon):
         res = evaluate(
             model,
             ds,
-            distance=cfg.distance,
-            normalize=cfg.normalize,
-            flip=cfg.flip,
-            ap=cfg.ap,
+            cfg.eval,
             boxes=boxes,
             query_anonymizer=q_anon,
             gallery_anonymizer=g_anon,
-            batch_size=cfg.batch_size,
-            device=cfg.device,
             progress=progress,
         )
-        m = res.metrics
-        rows.append(
-            cell
-            | {
-                "status": "ok",
-                "error": "",
-                "mAP": 100 * m["mAP"],
-                "rank1": 100 * m["rank1"],
-                "rank5": 100 * m["rank5"],
-                "rank10": 100 * m["rank10"],
-                "mINP": 100 * m["mINP"],
-                "n_queries": m["num_valid_queries"],
-                "pretrained": getattr(model, "pretrained_source", "n/a"),
-            }
-        )
+        found = result_columns(res, model)
+        ok = {"status": "ok", "error": ""} | {k: found.pop(k) for k in METRIC_COLUMNS}
+        rows.append(cell | ok | {k: v for k, v in found.items() if k not in cell})
         pq = res.per_query
         per_query.append(
             pd.DataFrame(

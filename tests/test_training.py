@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from reidlab.training import TrainConfig, TrainingError, lr_factor, train
+from reidlab.evaluation import EvalConfig
+from reidlab.training import RECIPES, TrainConfig, TrainingError, lr_factor, train
+from reidlab.training.loop import Step, apply_gradients, train_step
 from reidlab.training.losses import ReIDLoss, batch_hard_triplet, cross_entropy_ls
 from reidlab.training.sampler import PKBatchSampler
 from reidlab.training.transforms import PairAugment
@@ -132,8 +134,140 @@ def test_schedule_values():
     assert [lr_factor(e, TrainConfig(epochs=8)) for e in (3, 4, 5, 6)] == [1.0, 0.1, 0.1, 0.1**2]
     c2 = TrainConfig(epochs=10, warmup_epochs=0, schedule="cosine")
     assert np.allclose([lr_factor(e, c2) for e in (0, 5, 10)], [1.0, 0.5, 0.0])
+    with pytest.raises(ValueError, match="schedule must be one of step, cosine, constant"):
+        TrainConfig(schedule="linear")
+    bad = TrainConfig()
+    bad.schedule = "linear"  # set after the check: lr_factor still refuses it
     with pytest.raises(TrainingError, match="unknown schedule"):
-        lr_factor(0, TrainConfig(schedule="linear"))
+        lr_factor(0, bad)
+
+
+# ---------------------------------------------------------------- config
+def test_train_config_checks_converts_and_round_trips():
+    c = TrainConfig(lr=np.float64(0.01), input_size=[64, 32], eval={"distance": "cosine"})
+    assert type(c.lr) is float and c.input_size == (64, 32)
+    assert isinstance(c.eval, EvalConfig) and c.eval.distance == "cosine"
+    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    for bad, msg in [
+        ({"epochs": 0}, "epochs must be > 0"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of adam, adamw, sgd"),
+        ({"flip_p": 1.5}, r"flip_p must be in \[0, 1\]"),
+        ({"iters_per_epoch": 0}, "iters_per_epoch must be > 0"),
+        ({"eval": {"k1": 0}}, "k1 must be > 0"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            TrainConfig(**bad)
+    assert TrainConfig(iters_per_epoch=None, triplet_margin=None).triplet_margin is None
+    with pytest.raises(TypeError, match="unknown EvalConfig setting.*bogus.*known: amp"):
+        TrainConfig(eval={"bogus": 1})
+    # a config file from before ``eval``: its eval_options are still read
+    old = TrainConfig.from_dict({"eval_options": {"anonymize_eval": True, "flip": True}})
+    assert old.anonymize_eval and old.eval.flip
+
+
+def test_recipes():
+    assert isinstance(vars(TrainConfig)["from_recipe"], classmethod)  # not patched on later
+    c = TrainConfig.from_recipe("tiny", epochs=3)
+    assert (c.lr, c.schedule, c.epochs) == (RECIPES["tiny"]["lr"], "cosine", 3)
+    assert TrainConfig.from_recipe("bot").milestones == [40, 70]
+    with pytest.raises(TrainingError, match="unknown recipe 'nope'"):
+        TrainConfig.from_recipe("nope")
+
+
+# ---------------------------------------------------------------- one step: AMP and the centre loss
+class _Net(torch.nn.Module):
+    """A train-mode re-ID model in two layers: flattened image -> features -> logits."""
+
+    def __init__(self, num_classes=4, dim=8, size=(8, 4)):
+        super().__init__()
+        self.feat = torch.nn.Linear(3 * size[0] * size[1], dim)
+        self.cls = torch.nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        f = self.feat(x.flatten(1))
+        return {"features": f, "logits": self.cls(f)}
+
+
+def _step(scaler, device="cpu", amp=False, weight=0.0005):
+    """A Step with a centre loss of ``weight`` (built from seed 0) and one batch of 4 ids x 2."""
+    torch.manual_seed(0)
+    net = _Net().to(device)
+    crit = ReIDLoss(4, 8, center_weight=weight).to(device)
+    step = Step(
+        model=net,
+        criterion=crit,
+        opt=torch.optim.SGD(net.parameters(), lr=0.1),
+        scaler=scaler,
+        device=torch.device(device),
+        mean=torch.zeros(1, 3, 1, 1, device=device),
+        std=torch.ones(1, 3, 1, 1, device=device),
+        amp=amp,
+        center_opt=torch.optim.SGD(crit.center.parameters(), lr=0.5),
+        center_loss_weight=weight,
+    )
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "image": torch.rand(8, 3, 8, 4, generator=g),
+        "pid": torch.arange(4).repeat_interleave(2),
+    }
+    return step, batch
+
+
+def test_centre_optimizer_sees_unscaled_gradients():
+    """With the grad scaler on (a power-of-two scale, so exact), the centres get the gradient of
+    the unweighted centre loss, as without it (before: multiplied by the scale factor)."""
+    seen, after = {}, {}
+    for name, scaler in [
+        ("fp32", torch.amp.GradScaler("cpu", enabled=False)),
+        ("scaled", torch.amp.GradScaler("cpu", init_scale=2.0**10)),
+    ]:
+        step, batch = _step(scaler)
+        centres = step.criterion.center.centers
+        with torch.no_grad():
+            f = step.model(batch["image"])["features"]
+            c = centres[batch["pid"]]
+            expected = torch.zeros_like(centres).index_add_(0, batch["pid"], -2 * (f - c) / len(f))
+        step.center_opt.register_step_pre_hook(
+            lambda opt, args, kwargs, name=name, p=centres: seen.__setitem__(name, p.grad.clone())
+        )
+        loss, parts, n = train_step(step, batch)
+        assert n == 8 and math.isfinite(float(loss)) and "center" in parts
+        torch.testing.assert_close(seen[name], expected, rtol=1e-4, atol=1e-6)
+        after[name] = [p.detach().clone() for p in (*step.model.parameters(), centres)]
+    assert scaler.get_scale() == 2.0**10  # nothing was skipped
+    for a, b in zip(after["fp32"], after["scaled"]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_inf_gradient_skips_both_optimizers():
+    w = torch.nn.Parameter(torch.ones(3))
+    c = torch.nn.Parameter(torch.ones(2))
+    opt, center_opt = torch.optim.SGD([w], lr=1.0), torch.optim.SGD([c], lr=1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    scaler.scale((w.sum() + 0.5 * c.sum()) * float("inf")).backward()
+    apply_gradients(scaler, opt, center_opt, 0.5)
+    assert torch.equal(w.detach(), torch.ones(3)) and torch.equal(c.detach(), torch.ones(2))
+    assert scaler.get_scale() == 2.0**9  # the scaler saw the inf and backed off
+    opt.zero_grad()
+    center_opt.zero_grad()
+    scaler.scale(w.sum() + 0.5 * c.sum()).backward()  # finite: both step, unscaled
+    apply_gradients(scaler, opt, center_opt, 0.5)
+    assert torch.equal(w.detach(), torch.zeros(3)) and torch.equal(c.detach(), torch.zeros(2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_amp_step_moves_centres_like_a_float32_step():
+    fp32, batch = _step(torch.amp.GradScaler("cuda", enabled=False), "cuda", amp=False)
+    amp, _ = _step(torch.amp.GradScaler("cuda", init_scale=2.0**16), "cuda", amp=True)
+    c0 = fp32.criterion.center.centers.detach().clone()
+    train_step(fp32, batch)
+    train_step(amp, batch)
+    assert amp.scaler.get_scale() == 2.0**16, "the AMP step was skipped"
+    c32 = fp32.criterion.center.centers.detach()
+    c16 = amp.criterion.center.centers.detach()
+    assert not torch.equal(c32, c0)
+    # fp16 features move the centres a little differently; unscaled they move the same way
+    torch.testing.assert_close(c16, c32, rtol=1e-2, atol=2e-3)
 
 
 # ---------------------------------------------------------------- augmentation

@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
-    from reidlab.commands.argtypes import add_dataset_options, fraction, nonneg_int, positive_int
+    from reidlab.commands.argtypes import add_dataset_options, positive_int
+    from reidlab.config import add_config_arguments
+    from reidlab.evaluation import EvalConfig
 
     p.add_argument("--dataset", required=True, help="dataset name (see `reidlab datasets`)")
     p.add_argument("--root", required=True, help="dataset folder")
@@ -28,36 +30,9 @@ def add_arguments(p) -> None:
         help="allow a checkpoint that holds pickled Python objects beyond tensors (runs code "
         "from the file: only for files from a source you trust); recorded in the result",
     )
-    p.add_argument(
-        "--distance",
-        choices=("euclidean", "cosine"),
-        default="euclidean",
-        help="squared euclidean (default) or 1 - cosine",
+    add_config_arguments(
+        p.add_argument_group("evaluation settings"), EvalConfig, exclude=("feature_layer",)
     )
-    p.add_argument("--normalize", action="store_true", help="L2-normalise features")
-    p.add_argument("--flip", action="store_true", help="add horizontally flipped images' features")
-    p.add_argument(
-        "--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, 0.3)"
-    )
-    p.add_argument("--k1", type=positive_int, default=20)
-    p.add_argument("--k2", type=positive_int, default=6)
-    p.add_argument("--lambda", dest="lambda_value", type=fraction, default=0.3)
-    p.add_argument(
-        "--ap",
-        choices=("standard", "trapezoid"),
-        default="standard",
-        help="AP definition: standard (torchreid/fast-reid) or Market MATLAB trapezoid",
-    )
-    p.add_argument(
-        "--size",
-        type=positive_int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="input size (default: model's)",
-    )
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--num-workers", type=nonneg_int, default=0, help="DataLoader workers")
-    p.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="write the full result (settings, per-query AP) as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -67,9 +42,10 @@ def run(args) -> int:
     import torch
 
     from reidlab.commands.argtypes import dataset_options
+    from reidlab.config import config_from_args
     from reidlab.datasets import build_dataset
     from reidlab.errors import ReidlabError
-    from reidlab.evaluation import evaluate
+    from reidlab.evaluation import EvalConfig, evaluate
     from reidlab.models import build_model, load_checkpoint
 
     if not args.weights and not args.random_init:
@@ -89,22 +65,10 @@ def run(args) -> int:
     if args.weights:
         report = load_checkpoint(model, args.weights, trust_checkpoint=args.trust_checkpoint)
     model.eval()
-    if args.device:
-        model.to(torch.device(args.device))
     result = evaluate(
         model,
         dataset,
-        distance=args.distance,
-        normalize=args.normalize,
-        flip=args.flip,
-        ap=args.ap,
-        rerank=args.rerank,
-        k1=args.k1,
-        k2=args.k2,
-        lambda_value=args.lambda_value,
-        size=tuple(args.size) if args.size else None,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
+        config_from_args(EvalConfig, args),
         progress=not args.no_progress,
         checkpoint=args.weights,
         extra_settings={

@@ -7,7 +7,8 @@
 
 Submodules (imported on first use, so ``import reidlab.evaluation`` stays cheap):
 :mod:`.metrics` (CMC, mAP, mINP, per-query AP), :mod:`.distance`, :mod:`.rerank`,
-:mod:`.features`, :mod:`.result` (:class:`EvalResult`), :mod:`.evaluate`.
+:mod:`.features`, :mod:`.result` (:class:`EvalResult`), :mod:`.config` (:class:`EvalConfig`, the
+settings of :func:`evaluate`), :mod:`.evaluate`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ _EXPORTS = {
 
 # ``evaluate`` is both a submodule and its function: import it now (NumPy only, no torch) so the
 # package attribute is the function, not the module a later submodule import would set.
+from reidlab.evaluation.config import EvalConfig
 from reidlab.evaluation.evaluate import evaluate
 
 __all__ = [
+    "EvalConfig",
     "EvalResult",
     "FeatureExtractor",
     "RankMetrics",

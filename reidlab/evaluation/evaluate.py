@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from reidlab.evaluation.config import EvalConfig
 from reidlab.evaluation.result import EvalResult
 
 log = logging.getLogger(__name__)
@@ -31,32 +32,15 @@ def _anon_settings(anonymizer) -> dict[str, Any] | None:
 def evaluate(
     model,
     dataset,
+    config: EvalConfig | Mapping[str, Any] | None = None,
     *,
-    distance: str = "euclidean",
-    normalize: bool = False,
-    flip: bool = False,
-    ap: str = "standard",
-    rerank: bool = False,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    size: tuple[int, int] | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    batch_size: int = 64,
     boxes: Mapping[str, np.ndarray] | None = None,
     query_anonymizer=None,
     gallery_anonymizer=None,
-    device=None,
-    num_workers: int = 0,
-    amp="auto",
     progress: bool = True,
     checkpoint: str | None = None,
-    max_rank: int = 50,
-    cmc_mode: str = "market",
-    seed: int = 0,
-    feature_layer: str | None = None,
     extra_settings: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset``'s query/gallery split (Market-1501 protocol).
 
@@ -65,20 +49,25 @@ def evaluate(
             ``pixel_std`` are the defaults for ``size``, ``mean``, ``std`` (else 256x128 and
             ImageNet statistics).
         dataset: anything with ``query`` and ``gallery`` lists of ``Sample`` (a ``ReIDDataset``).
-        distance: ``"euclidean"`` (squared) or ``"cosine"``; normalize: L2-normalise features;
-        flip: add horizontally flipped images' features (see :mod:`.features`).
-        ap: ``"standard"`` or ``"trapezoid"`` (see :mod:`.metrics`).
-        rerank: k-reciprocal re-ranking with ``k1``, ``k2``, ``lambda_value``.
+        config: the evaluation settings (:class:`EvalConfig`, or a dict of its fields; default
+            ``EvalConfig()``): distance, normalize, flip, AP definition, re-ranking, input size,
+            batch size, device, ...
         boxes: face boxes per absolute path, for the anonymizers.
         query_anonymizer, gallery_anonymizer: ``(images, boxes, valid) -> images`` applied to
             that split only (None = original images).
-        device: compute device (default: the model's); amp: autocast on CUDA.
-        checkpoint, feature_layer, extra_settings: recorded in ``settings`` as given.
-        max_rank, cmc_mode, seed: CMC length, ``"market"``/``"single_gallery_shot"``, its seed.
+        progress: progress bars; checkpoint, extra_settings: recorded in ``settings`` as given.
+        **overrides: :class:`EvalConfig` fields replacing ``config``'s
+            (``evaluate(model, ds, distance="cosine", flip=True)``); an unknown name is a
+            ``TypeError`` listing the known ones, a bad value a ``ValueError`` naming it.
 
     Returns:
         :class:`EvalResult` (metrics as fractions in [0, 1]).
     """
+    if config is None:
+        config = EvalConfig()
+    elif isinstance(config, Mapping):
+        config = EvalConfig().replace(**config)
+    cfg = config.replace(**overrides)
     import torch
 
     from reidlab.evaluation.distance import pairwise_distance
@@ -86,21 +75,21 @@ def evaluate(
     from reidlab.evaluation.metrics import rank_metrics
     from reidlab.evaluation.rerank import re_ranking_features
 
-    size = tuple(size or getattr(model, "input_size", (256, 128)))
-    mean = tuple(mean or getattr(model, "pixel_mean", (0.485, 0.456, 0.406)))
-    std = tuple(std or getattr(model, "pixel_std", (0.229, 0.224, 0.225)))
+    size = tuple(cfg.size or getattr(model, "input_size", (256, 128)))
+    mean = tuple(cfg.mean or getattr(model, "pixel_mean", (0.485, 0.456, 0.406)))
+    std = tuple(cfg.std or getattr(model, "pixel_std", (0.229, 0.224, 0.225)))
     query, gallery = list(dataset.query), list(dataset.gallery)
     common = {
         "size": size,
         "mean": mean,
         "std": std,
-        "batch_size": batch_size,
-        "flip": flip,
-        "normalize": normalize,
+        "batch_size": cfg.batch_size,
+        "flip": cfg.flip,
+        "normalize": cfg.normalize,
         "boxes": boxes,
-        "device": device,
-        "num_workers": num_workers,
-        "amp": amp,
+        "device": cfg.device,
+        "num_workers": cfg.num_workers,
+        "amp": cfg.amp,
         "progress": progress,
     }
     t0 = time.perf_counter()
@@ -108,12 +97,12 @@ def evaluate(
     gf = extract_features(model, gallery, anonymizer=gallery_anonymizer, desc="gallery", **common)
     t_feat = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if rerank:
+    if cfg.rerank:
         distmat = re_ranking_features(
-            qf, gf, k1=k1, k2=k2, lambda_value=lambda_value, metric=distance
+            qf, gf, k1=cfg.k1, k2=cfg.k2, lambda_value=cfg.lambda_value, metric=cfg.distance
         )
     else:
-        distmat = pairwise_distance(qf, gf, metric=distance)
+        distmat = pairwise_distance(qf, gf, metric=cfg.distance)
     t_dist = time.perf_counter() - t1
     q_pids = np.array([s.pid for s in query], np.int64)
     q_cams = np.array([s.camid for s in query], np.int64)
@@ -126,10 +115,10 @@ def evaluate(
         g_pids,
         q_cams,
         g_cams,
-        max_rank=max_rank,
-        ap=ap,
-        cmc_mode=cmc_mode,
-        seed=seed,
+        max_rank=cfg.max_rank,
+        ap=cfg.ap,
+        cmc_mode=cfg.cmc_mode,
+        seed=cfg.seed,
     )
     t_metrics = time.perf_counter() - t2
     n_img = len(query) + len(gallery)
@@ -142,37 +131,39 @@ def evaluate(
         "num_gallery": len(gallery),
         "model": getattr(model, "name", type(model).__name__),
         "checkpoint": None if checkpoint is None else str(checkpoint),
-        "feature_layer": feature_layer or "model output (eval mode)",
+        "feature_layer": cfg.feature_layer or "model output (eval mode)",
         "feature_dim": int(qf.shape[1]),
         "input_size": list(size),
         "mean": list(mean),
         "std": list(std),
-        "distance": "squared_euclidean" if distance == "euclidean" else distance,
-        "normalize": bool(normalize),
-        "flip": "sum" if flip else False,
-        "ap": ap,
-        "cmc_mode": cmc_mode,
-        "max_rank": max_rank,
+        "distance": "squared_euclidean" if cfg.distance == "euclidean" else cfg.distance,
+        "normalize": bool(cfg.normalize),
+        "flip": "sum" if cfg.flip else False,
+        "ap": cfg.ap,
+        "cmc_mode": cfg.cmc_mode,
+        "max_rank": cfg.max_rank,
         "ties": "gallery order",
         "junk": "same pid and camera; pid -1",
-        "rerank": bool(rerank),
-        "rerank_params": {"k1": k1, "k2": k2, "lambda": lambda_value} if rerank else None,
+        "rerank": bool(cfg.rerank),
+        "rerank_params": {"k1": cfg.k1, "k2": cfg.k2, "lambda": cfg.lambda_value}
+        if cfg.rerank
+        else None,
         "query_anonymization": _anon_settings(query_anonymizer),
         "gallery_anonymization": _anon_settings(gallery_anonymizer),
         "boxes": None if boxes is None else f"{len(boxes)} images with boxes",
         "runtime": {
             "device": str(qf.device),
             "torch_threads": torch.get_num_threads(),
-            "batch_size": batch_size,
-            "num_workers": num_workers,
+            "batch_size": cfg.batch_size,
+            "num_workers": cfg.num_workers,
             "feature_seconds": round(t_feat, 3),
             "images_per_second": round(n_img / t_feat, 1) if t_feat > 0 else None,
             "distance_seconds": round(t_dist, 3),
             "metrics_seconds": round(t_metrics, 3),
         },
     }
-    if cmc_mode == "single_gallery_shot":
-        settings["sgs"] = {"repeats": m.extra.get("sgs_repeats"), "seed": seed}
+    if cfg.cmc_mode == "single_gallery_shot":
+        settings["sgs"] = {"repeats": m.extra.get("sgs_repeats"), "seed": cfg.seed}
     if extra_settings:
         settings.update(dict(extra_settings))
     log.info(
