@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from reidlab.boxes import pad_boxes
 from reidlab.datasets.base import Sample
 from reidlab.imageio import read_rgb
 
@@ -80,14 +81,8 @@ class ReIDImageDataset(_torch_dataset_base()):
             h, w = self.size
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
             b = b * np.array([w / w0, h / h0, w / w0, h / h0], dtype=np.float32)
-        k = self.max_faces
-        if len(b) > k:
-            area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-            b = b[np.argsort(-area, kind="stable")[:k]]
-        boxes = np.zeros((k, 4), np.float32)
-        valid = np.zeros((k,), bool)
-        boxes[: len(b)] = b
-        valid[: len(b)] = True
+        boxes, valid = pad_boxes([b], self.max_faces, keep="largest", dtype=np.float32)
+        boxes, valid = boxes[0], valid[0]
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
         return {
             "image": image,

@@ -30,18 +30,15 @@ class ExplorerData:
     paths: list[str] = field(default_factory=list)
 
     def boxes(self, threshold: float, max_faces: int = 4):
-        """Padded ``(B, K, 4)`` boxes and ``(B, K)`` validity for detections >= threshold."""
+        """Padded ``(B, K, 4)`` boxes and ``(B, K)`` validity for detections >= threshold
+        (``K = max_faces``; an image's first ``max_faces`` such detections)."""
         import torch
 
-        b = len(self.detections)
-        boxes = torch.zeros(b, max_faces, 4)
-        valid = torch.zeros(b, max_faces, dtype=torch.bool)
-        for i, d in enumerate(self.detections):
-            d = np.asarray(d, dtype=np.float32).reshape(-1, 5)
-            d = d[d[:, 4] >= threshold][:max_faces]
-            boxes[i, : len(d)] = torch.from_numpy(d[:, :4])
-            valid[i, : len(d)] = True
-        return boxes.to(self.images.device), valid.to(self.images.device)
+        from reidlab.boxes import pad_boxes
+
+        boxes, valid = pad_boxes(self.detections, max_faces, min_score=threshold, dtype=np.float32)
+        dev = self.images.device
+        return torch.from_numpy(boxes).to(dev), torch.from_numpy(valid).to(dev)
 
 
 def load_explorer_data(
@@ -124,44 +121,114 @@ def static_settings_figure(
     return fig
 
 
+def param_control(param, widgets=None):
+    """The ipywidgets control of a :class:`reidlab.params.Param` (its :attr:`~Param.widget` options:
+    ``label``, ``value`` (initial; default the param's default), ``min``, ``max``, ``step``), or
+    ``None`` when it has none (``widget=None``, a tuple-valued or an unset optional param).
+
+    bool -> Checkbox, choices -> Dropdown, int -> IntSlider, float -> FloatSlider; a slider's range
+    is the param's range unless ``min`` / ``max`` narrow it (an open-ended range needs them, else
+    it runs to ``max(1, 4 * default)``).
+    """
+    if param.widget is None or param.nargs is not None:
+        return None
+    if widgets is None:
+        import ipywidgets as widgets
+    opts = dict(param.widget)
+    label = opts.pop("label", param.name)
+    value = opts.pop("value", param.default)
+    if value is None:
+        return None
+    common = {"value": value, "description": label, "style": {"description_width": "initial"}}
+    if param.type is bool:
+        return widgets.Checkbox(**common)
+    if param.choices is not None:
+        return widgets.Dropdown(options=list(param.choices), **common)
+    if param.type not in (int, float):
+        return None
+    step = opts.pop("step", 1 if param.type is int else None)
+    lo = opts.pop("min", None)
+    hi = opts.pop("max", None)
+    if lo is None:
+        lo = param.low if param.low is not None else min(0, value)
+        if param.low_open and param.low is not None:
+            lo += step if step else 0.01
+    if hi is None:
+        hi = param.high if param.high is not None else max(1, 4 * abs(value))
+        if param.high_open and param.high is not None:
+            hi -= step if step else 0.01
+    if param.type is int:
+        return widgets.IntSlider(min=int(lo), max=int(hi), step=int(step), **common, **opts)
+    step = step if step is not None else (hi - lo) / 100
+    return widgets.FloatSlider(min=lo, max=hi, step=step, **common, **opts)
+
+
+@dataclass
+class ExplorerControls:
+    """The explorer's anonymization controls, all generated from the method registry: the method
+    dropdown, one control per common setting (:data:`~reidlab.anonymize.methods.COMMON_PARAMS`)
+    and, per method, one control per setting that has one (:attr:`Param.widget`), shown only while
+    that method is selected. :meth:`settings` is the ``Anonymizer`` keyword dict they describe."""
+
+    method: object
+    common: dict
+    per_method: dict  # method name -> {param name: control}
+
+    @classmethod
+    def build(cls, method: str = "blur", widgets=None) -> ExplorerControls:
+        if widgets is None:
+            import ipywidgets as widgets
+        from reidlab.anonymize.methods import COMMON_PARAMS, METHODS
+
+        names = list(METHODS)
+        dropdown = widgets.Dropdown(
+            options=names, value=method if method in names else names[0], description="method"
+        )
+        common = {p.name: c for p in COMMON_PARAMS if (c := param_control(p, widgets)) is not None}
+        per = {
+            m.name: {p.name: c for p in m.params if (c := param_control(p, widgets)) is not None}
+            for m in METHODS.values()
+        }
+        self = cls(dropdown, common, per)
+        dropdown.observe(lambda _: self.show_selected(), names="value")
+        self.show_selected()
+        return self
+
+    def show_selected(self) -> None:
+        """Show the selected method's controls, hide the other methods'."""
+        for name, controls in self.per_method.items():
+            for c in controls.values():
+                c.layout.display = "" if name == self.method.value else "none"
+
+    def settings(self) -> dict:
+        s = {"method": self.method.value}
+        s.update({k: c.value for k, c in self.common.items()})
+        s.update({k: c.value for k, c in self.per_method.get(self.method.value, {}).items()})
+        return s
+
+    @property
+    def widgets(self) -> list:
+        """Every control: the method, its settings' (all methods', visible or not), the common."""
+        own = [c for controls in self.per_method.values() for c in controls.values()]
+        return [self.method, *own, *self.common.values()]
+
+
 def explorer(data: ExplorerData, threshold: float = 0.5):
-    """An ipywidgets app: method, strength (blur sigma relative to face height, pixel blocks),
-    mask shape and scale, feather, and detector threshold. Returns the widget to display."""
+    """An ipywidgets app: the method, its settings (blur sigma relative to face height, pixel blocks,
+    fill, ...: every setting of the registry with a control), mask shape and scale, feather, and
+    the detector threshold. Returns the widget to display."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    method = W.Dropdown(
-        options=["blur", "pixelate", "fill", "zero", "none"], value="blur", description="method"
-    )
-    sigma = W.FloatSlider(value=0.25, min=0.02, max=1.0, step=0.01, description="sigma / face h")
-    blocks = W.IntSlider(value=4, min=1, max=16, description="pixel blocks")
-    fill = W.Dropdown(options=["mean", "constant", "noise"], value="mean", description="fill")
-    mask = W.Dropdown(options=["box", "ellipse"], value="box", description="mask")
-    scale = W.FloatSlider(value=1.2, min=0.8, max=2.0, step=0.05, description="box scale")
-    feather = W.FloatSlider(value=0.0, min=0.0, max=6.0, step=0.5, description="feather px")
+    controls = ExplorerControls.build(widgets=W)
     thr = W.FloatSlider(
         value=threshold, min=0.05, max=0.95, step=0.05, description="det. threshold"
     )
     out = W.Image(format="png")
     status = W.HTML()
 
-    def settings() -> dict:
-        s = {
-            "method": method.value,
-            "mask": mask.value,
-            "scale": scale.value,
-            "feather": feather.value,
-        }
-        if method.value == "blur":
-            s["sigma_rel"] = sigma.value
-        elif method.value == "pixelate":
-            s["blocks"] = blocks.value
-        elif method.value == "fill":
-            s["fill"] = fill.value
-        return s
-
     def render(*_):
-        fig = static_settings_figure(data, [settings()], threshold=thr.value)
+        fig = static_settings_figure(data, [controls.settings()], threshold=thr.value)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
@@ -173,8 +240,7 @@ def explorer(data: ExplorerData, threshold: float = 0.5):
             f"{n} of {len(data.detections)} crops have a face at threshold {thr.value:.2f}"
         )
 
-    for w in (method, sigma, blocks, fill, mask, scale, feather, thr):
+    for w in (*controls.widgets, thr):
         w.observe(render, names="value")
     render()
-    controls = W.VBox([method, sigma, blocks, fill, mask, scale, feather, thr, status])
-    return W.HBox([controls, out])
+    return W.HBox([W.VBox([*controls.widgets, thr, status]), out])

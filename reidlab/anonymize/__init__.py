@@ -1,5 +1,7 @@
 """Face anonymization: batched differentiable ops (Kornia-based), an ``nn.Module`` for on-the-fly
-use in data loading, and the dataset exporter (:mod:`reidlab.anonymize.export`, imported lazily).
+use in data loading, the method registry every front end derives from
+(:mod:`reidlab.anonymize.methods`), and the dataset exporter (:mod:`reidlab.anonymize.export`,
+imported lazily).
 
 >>> import torch
 >>> from reidlab.anonymize import Anonymizer
@@ -11,17 +13,40 @@ torch.Size([4, 3, 128, 64])
 """
 
 from reidlab.anonymize.masks import box_masks, scale_boxes
-from reidlab.anonymize.module import METHODS, Anonymizer
-from reidlab.anonymize.ops import blur_faces, composite, fill_faces, pixelate_faces, zero_faces
+from reidlab.anonymize.methods import (
+    COMMON_PARAMS,
+    METHODS,
+    Method,
+    available_methods,
+    get_method,
+    register_method,
+    unregister_method,
+)
+from reidlab.anonymize.module import Anonymizer
+from reidlab.anonymize.ops import (
+    blur_faces,
+    composite,
+    fill_faces,
+    map_faces,
+    pixelate_faces,
+    zero_faces,
+)
 
 __all__ = [
+    "COMMON_PARAMS",
     "METHODS",
     "Anonymizer",
+    "Method",
+    "available_methods",
     "blur_faces",
     "box_masks",
     "composite",
     "fill_faces",
+    "get_method",
+    "map_faces",
     "pixelate_faces",
+    "register_method",
     "scale_boxes",
+    "unregister_method",
     "zero_faces",
 ]

@@ -64,8 +64,10 @@ from pathlib import Path
 
 import numpy as np
 
+from reidlab.batching import batches_by_shape
 from reidlab.datasets.base import IMAGE_EXTENSIONS
 from reidlab.errors import ImageReadError, ReidlabError
+from reidlab.hashing import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +90,6 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _umask() -> int:
@@ -346,7 +340,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def _fingerprint(path: Path) -> dict:
     """``{"src_size", "src_sha256"}`` of a source, or ``{}`` if it cannot be read."""
     try:
-        return {"src_size": path.stat().st_size, "src_sha256": sha256_file(path)}
+        return {"src_size": path.stat().st_size, "src_sha256": file_hash(path, "sha256")}
     except OSError:
         return {}
 
@@ -358,7 +352,7 @@ def _source_changed(path: Path, r: dict, check_hashes: bool) -> bool:
         if not check_hashes and r.get("src_size") is not None:
             with open(path, "rb") as f:  # readable at all?
                 return os.fstat(f.fileno()).st_size != r["src_size"]
-        return r.get("src_sha256") is None or sha256_file(path) != r["src_sha256"]
+        return r.get("src_sha256") is None or file_hash(path, "sha256") != r["src_sha256"]
     except OSError:
         return True
 
@@ -372,7 +366,7 @@ def _output_intact(path: Path, r: dict, check_hashes: bool) -> bool:
         if r.get("size") is not None and size != r["size"]:
             return False
         if check_hashes or r.get("size") is None:
-            return sha256_file(path) == r.get("sha256")
+            return file_hash(path, "sha256") == r.get("sha256")
         return True
     except OSError:
         return False
@@ -728,15 +722,12 @@ def _export(
                 )
             t = time.perf_counter()
             outputs: list[np.ndarray | None] = [None] * len(decoded)
-            by_shape: dict[tuple, list[int]] = {}
-            for i, (_, im) in enumerate(decoded):
-                by_shape.setdefault(im.shape, []).append(i)
             threads = torch.get_num_threads()
             if torch_threads:
                 torch.set_num_threads(torch_threads)
             try:
                 with torch.no_grad():
-                    for idx in by_shape.values():
+                    for idx in batches_by_shape(decoded, lambda d: d[1].shape):
                         batch = torch.from_numpy(np.stack([decoded[i][1] for i in idx])).permute(
                             0, 3, 1, 2
                         )
@@ -885,7 +876,7 @@ def verify_export(dst: str | Path, check_hashes: bool = True) -> list[str]:
             problems.append(
                 f"size mismatch: {rel} ({size} bytes, the manifest says {entry['size']})"
             )
-        elif check_hashes and sha256_file(p) != entry["sha256"]:
+        elif check_hashes and file_hash(p, "sha256") != entry["sha256"]:
             problems.append(f"checksum mismatch: {rel}")
     c = manifest.get("counts", {})
     corrupt = manifest.get("corrupt", [])
@@ -915,7 +906,6 @@ __all__ = [
     "check_destination",
     "detector_faces",
     "export_dataset",
-    "sha256_file",
     "verify_export",
     "walk_files",
 ]

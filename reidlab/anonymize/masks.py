@@ -35,6 +35,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from reidlab.boxes import pad_boxes, scale_boxes
+
 __all__ = [
     "MASK_SHAPES",
     "MAX_COORD",
@@ -162,25 +164,9 @@ def as_padded_boxes(
     if isinstance(boxes, (list, tuple)):
         if len(boxes) != batch_size:
             raise ValueError(f"boxes: got a list of {len(boxes)} box sets for {batch_size} images")
-        rows = []
-        for i, b in enumerate(boxes):
-            t = torch.as_tensor(b)
-            t = t.reshape(-1, t.shape[-1] if t.numel() else 4)
-            if t.shape[-1] < 4:
-                raise ValueError(f"boxes[{i}]: expected shape (K, 4), got {tuple(t.shape)}")
-            rows.append(t[:, :4].to(dtype=dtype))
-        counts = torch.tensor([len(t) for t in rows])
-        k = int(counts.max()) if len(rows) else 0
-        out = torch.zeros(batch_size, k, 4, dtype=dtype)
-        ok = torch.zeros(batch_size, k, dtype=torch.bool)
-        if k:
-            # one scatter for the whole batch instead of a small copy per image
-            bi = torch.repeat_interleave(torch.arange(batch_size), counts)
-            ki = torch.arange(len(bi)) - torch.repeat_interleave(
-                torch.cumsum(counts, 0) - counts, counts
-            )
-            out[bi, ki] = torch.cat([t.cpu() for t in rows])
-            ok[bi, ki] = True
+        out, ok = pad_boxes(
+            [b if isinstance(b, Tensor) else torch.as_tensor(b) for b in boxes], dtype=dtype
+        )
         out, ok = out.to(device), ok.to(device)
         check_boxes(out, ok)
         return out, ok
@@ -201,21 +187,6 @@ def as_padded_boxes(
         ok = valid.to(device=device, dtype=torch.bool)
     check_boxes(b, ok)
     return b, ok
-
-
-def scale_boxes(boxes: Tensor, scale: float | Tensor = 1.0) -> Tensor:
-    """Enlarge boxes ``(..., 4)`` about their centres by ``scale`` (scalar or broadcastable to ``(...)``).
-
-    Example:
-        >>> scale_boxes(torch.tensor([[10., 10., 20., 30.]]), 2.0)
-        tensor([[ 5.,  0., 25., 40.]])
-    """
-    s = torch.as_tensor(scale, dtype=boxes.dtype, device=boxes.device)
-    if s.ndim:
-        s = s[..., None]
-    c = (boxes[..., :2] + boxes[..., 2:4]) / 2
-    half = (boxes[..., 2:4] - boxes[..., :2]) / 2 * s
-    return torch.cat([c - half, c + half], dim=-1)
 
 
 def box_regions(boxes: Tensor, height: int, width: int) -> Tensor:

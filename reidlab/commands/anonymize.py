@@ -17,7 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from reidlab.commands.argtypes import (
         add_dataset_options,
         fraction,
-        nonneg_float,
         open_fraction,
         positive_float,
         positive_int,
@@ -55,40 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FRAC",
         help="images without a face get a head prior box covering this top fraction of the crop",
     )
-    a = parser.add_argument_group("anonymization")
-    a.add_argument("--method", default="blur", choices=["blur", "pixelate", "fill", "zero", "none"])
-    a.add_argument("--mask", default="box", choices=["box", "ellipse"])
-    a.add_argument(
-        "--scale",
-        type=positive_float,
-        default=1.2,
-        help="enlarge boxes about their centre (default 1.2: detector boxes are tight)",
-    )
-    a.add_argument(
-        "--feather", type=nonneg_float, default=0.0, help="soft mask edge in px (inwards)"
-    )
-    a.add_argument(
-        "--sigma-rel",
-        type=positive_float,
-        default=0.2,
-        help="blur std / face-box height (default 0.2)",
-    )
-    a.add_argument(
-        "--sigma", type=positive_float, help="absolute blur std in px (overrides --sigma-rel)"
-    )
-    a.add_argument(
-        "--blocks", type=positive_int, default=4, help="pixelation cells per side (default 4)"
-    )
-    a.add_argument("--fill", default="constant", choices=["constant", "mean", "noise"])
-    a.add_argument(
-        "--color",
-        type=fraction,
-        nargs=3,
-        default=(0.5, 0.5, 0.5),
-        metavar=("R", "G", "B"),
-        help="fill colour, each channel in [0, 1] (default 0.5 0.5 0.5)",
-    )
-    a.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    _add_anonymization_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument(
         "--format",
@@ -109,6 +75,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
+# where the command's defaults differ from the library's: detector boxes are tight (scale 1.2),
+# and an exported dataset must be reproducible (the noise of --fill noise is seeded)
+CLI_DEFAULTS = {"scale": 1.2, "seed": 0}
+DEST = "anon_"  # the settings' argparse dests: anon_<name>, apart from the command's other flags
+
+
+def _cli_param(p):
+    import dataclasses
+
+    return dataclasses.replace(p, default=CLI_DEFAULTS[p.name]) if p.name in CLI_DEFAULTS else p
+
+
+class _Flags:
+    """An argument group whose flags show ``SIGMA_REL``, not the prefixed dest, as metavar."""
+
+    def __init__(self, group):
+        self.group = group
+
+    def add_argument(self, *flags, **kw):
+        if "metavar" not in kw and "choices" not in kw and "action" not in kw:
+            kw["metavar"] = kw["dest"].removeprefix(DEST).upper()
+        return self.group.add_argument(*flags, **kw)
+
+
+def _add_anonymization_arguments(parser: argparse.ArgumentParser) -> None:
+    """--method and every setting's flag, generated from the method registry: the common
+    settings in one group, each method's own in a group of its own (flags default to None, so
+    :func:`anonymizer_settings` can tell given from not given)."""
+    from reidlab.anonymize.methods import COMMON_PARAMS, METHODS
+    from reidlab.params import add_param_arguments
+
+    a = parser.add_argument_group("anonymization")
+    a.add_argument(
+        "--method",
+        default="blur",
+        choices=list(METHODS),
+        help="; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()).replace("%", "%%")
+        + " (default blur)",
+    )
+    add_param_arguments(_Flags(a), [_cli_param(p) for p in COMMON_PARAMS], dest_prefix=DEST)
+    added: set[str] = set()
+    for m in METHODS.values():
+        own = [_cli_param(p) for p in m.params if p.name not in added]
+        added.update(p.name for p in own)
+        if own:
+            g = parser.add_argument_group(f"--method {m.name}")
+            add_param_arguments(_Flags(g), own, dest_prefix=DEST)
+
+
+def anonymizer_settings(args: argparse.Namespace) -> dict:
+    """``Anonymizer`` keyword settings from the parsed flags: the given ones, else the command's
+    defaults (:data:`CLI_DEFAULTS`) for the chosen method. A flag of another method given
+    explicitly is an error (``--blocks 8 --method blur``), not silently ignored."""
+    from reidlab.anonymize.methods import COMMON_PARAMS, METHODS
+    from reidlab.errors import ReidlabError
+
+    method = METHODS[args.method]
+    takes = {p.name for p in COMMON_PARAMS + method.params}
+    settings = {"method": args.method}
+    for name in dict.fromkeys(p.name for m in METHODS.values() for p in m.all_params):
+        value = getattr(args, DEST + name, None)
+        if value is None:
+            if name in takes and name in CLI_DEFAULTS:
+                settings[name] = CLI_DEFAULTS[name]
+            continue
+        if name not in takes:
+            flag = next(p.cli_flag for m in METHODS.values() for p in m.params if p.name == name)
+            others = [m.name for m in METHODS.values() if name in m.param_names]
+            own = " ".join(p.cli_flag for p in method.params) or "no flags of its own"
+            raise ReidlabError(
+                f"{flag} is a setting of --method {' / '.join(others)}, not of --method "
+                f"{method.name} (which takes {own}); drop it or change --method"
+            )
+        settings[name] = tuple(value) if isinstance(value, list) else value
+    return settings
+
+
 def _quality(text: str) -> int:
     from reidlab.commands.argtypes import nonneg_int
 
@@ -125,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     from reidlab.errors import ReidlabError
     from reidlab.faces import build_detector
 
+    settings = anonymizer_settings(args)  # first: a flag of another method is a usage error
     check_destination(args.src, args.dst)
     if args.dataset:
         from reidlab.datasets import build_dataset
@@ -143,18 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.detector == "oracle":
         params["root"] = args.src
     det = build_detector(args.detector, **{k: v for k, v in params.items() if v is not None})
-    anon = Anonymizer(
-        args.method,
-        mask=args.mask,
-        scale=args.scale,
-        feather=args.feather,
-        sigma_rel=args.sigma_rel,
-        sigma=args.sigma,
-        blocks=args.blocks,
-        fill=args.fill,
-        color=tuple(args.color),
-        seed=args.seed,
-    )
+    anon = Anonymizer(**settings)
     m = export_dataset(
         args.src,
         args.dst,
