@@ -34,23 +34,64 @@ def test_rows_and_files(grid):
         "zero",
         "zero (query only)",
     ]
+    # the columns papermill_runs/baselines/*.csv and the notebooks read, then EvalResult.to_row's
     for col in (
+        "model",
+        "seed",
+        "condition",
+        "method",
+        "anonymized",
+        "train_data",
+        "status",
+        "error",
+        "mAP",
+        "rank1",
+        "rank5",
+        "rank10",
+        "mINP",
+        "n_queries",
         "distance",
         "ap_definition",
         "flip",
         "normalize",
+        "mask",
+        "mask_scale",
+        "face_rate_train",
+        "face_rate_query",
+        "face_rate_gallery",
         "detector",
-        "mAP",
-        "rank1",
-        "mINP",
+        "pretrained",
+        "input_size",
+        "runtime.batch_size",
+        "query_anonymization.method",
     ):
-        assert col in results.columns
+        assert col in results.columns, col
+    row = results.set_index("condition").loc["zero (query only)"]
+    assert row["query_anonymization.method"] == "zero" and row["status"] == "ok"
+    assert 0 <= row["mAP"] <= 100 and row["distance"] == "squared_euclidean"
     assert (results["face_rate_query"] > 0).all()
     from pathlib import Path
 
     assert {"results.csv", "per_query.parquet", "config.json"} <= {
         p.name for p in Path(cfg.out_dir).iterdir()
     }
+
+
+def test_eval_settings_live_in_eval():
+    from reidlab.evaluation import EvalConfig
+    from reidlab.experiment import _train_config
+
+    assert ExperimentConfig(eval={"flip": True}).eval == EvalConfig(flip=True)
+    with pytest.warns(DeprecationWarning, match=r"eval=EvalConfig\(distance=..., batch_size=...\)"):
+        old = ExperimentConfig(distance="cosine", batch_size=8)
+    assert old.eval == EvalConfig(distance="cosine", batch_size=8)
+    assert not hasattr(old, "distance")  # read cfg.eval.distance
+    cfg = ExperimentConfig(root="/data/x", eval=EvalConfig(device="cpu"), epochs=2, out_dir="/o")
+    tc = _train_config("tiny", 1, cfg, {"a.jpg": None}, "blur")
+    assert (tc.device, tc.epochs, tc.seed, tc.root) == ("cpu", 2, 1, "/data/x")
+    assert tc.anonymizer["method"] == "blur" and tc.boxes == {"a.jpg": None}
+    assert tc.out_dir == "/o/models/tiny-seed1-blur" and not tc.final_eval
+    assert _train_config("tiny", 0, cfg, {"a.jpg": None}, None).boxes is None
 
 
 def test_identity_anonymizer_changes_nothing(grid):

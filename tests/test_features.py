@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from reidlab.datasets.base import Sample
-from reidlab.evaluation import EvalResult, FeatureExtractor, evaluate, extract_features
+from reidlab.evaluation import (
+    EvalConfig,
+    EvalResult,
+    FeatureExtractor,
+    evaluate,
+    extract_features,
+)
 from reidlab.evaluation.distance import pairwise_distance
 from reidlab.evaluation.metrics import rank_metrics
 from reidlab.imageio import read_rgb
@@ -210,6 +216,32 @@ def test_evaluate_on_synthetic(synthetic_root, tmp_path):
     assert rr.settings["rerank_params"] == {"k1": 5, "k2": 2, "lambda": 0.3}
     assert rr.settings["flip"] == "sum" and rr.settings["ap"] == "trapezoid"
     assert 0.0 <= rr.metrics["mAP"] <= 1.0
+
+
+def test_evaluate_takes_a_config_and_keyword_overrides(synthetic_root):
+    from reidlab.datasets import build_dataset
+
+    ds = build_dataset("synthetic", synthetic_root)
+    model = TinyNet(size=(32, 16))
+    cosine = EvalConfig(distance="cosine", normalize=True)
+    ref = evaluate(model, ds, cosine, progress=False)
+    assert ref.settings["distance"] == "cosine" and ref.settings["normalize"] is True
+    for same in (
+        evaluate(model, ds, progress=False, distance="cosine", normalize=True),
+        evaluate(model, ds, {"distance": "cosine", "normalize": True}, progress=False),
+        evaluate(model, ds, EvalConfig(), progress=False, distance="cosine", normalize=True),
+    ):
+        np.testing.assert_array_equal(same.per_query["ap"], ref.per_query["ap"])
+        assert same.settings["distance"] == "cosine"
+    assert cosine == EvalConfig(distance="cosine", normalize=True)  # overrides copy, not edit
+    # a misspelt setting or a bad value: one clear error before any work
+    with pytest.raises(TypeError, match="unknown EvalConfig setting.*distanse.*known: amp"):
+        evaluate(model, ds, distanse="cosine")
+    with pytest.raises(ValueError, match="distance must be one of euclidean, cosine"):
+        evaluate(model, ds, distance="manhattan")
+    with pytest.raises(ValueError, match="batch_size must be > 0"):
+        evaluate(model, ds, batch_size=0)
+    assert EvalConfig(amp=False).amp == "off" and EvalConfig(amp=True).amp == "auto"
 
 
 def test_channels_last_fallback_for_models_that_need_nchw(samples):
