@@ -166,6 +166,7 @@ def test_builder_refuses_what_the_backend_does_not_take(tmp_path):
         build_detector("centerface", treshold=0.5)  # a typo is named, not a TypeError
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_model_flag_reaches_the_backends_file_keyword(tmp_path):
     torch = pytest.importorskip("torch")
 

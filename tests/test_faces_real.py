@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import require_shared
 
-from reidlab.faces import build_detector
+from reidlab.faces import build_detector, detector_from_config
 from reidlab.faces.measure import iou_matrix, parsing_recall
 from reidlab.imageio import read_rgb
 
@@ -71,8 +71,9 @@ def test_parsing_recall_on_market_crops():
     random.Random(1).shuffle(masks)
     train = require_shared("market1501", "bounding_box_train")
     paths = [str(train / (m.stem + ".jpg")) for m in masks[:200]]
-    det = build_detector("centerface")  # the default settings
-    boxes = dict(zip(paths, det.detect_batch([read_rgb(p) for p in paths])))
+    det = detector_from_config(None, {})  # the default detector with its default settings
+    assert det.name == "centerface" and det.params == build_detector("centerface").params
+    boxes = dict(zip(paths, det.detect_batch([read_rgb(p) for p in paths], paths)))
     r = parsing_recall(boxes, paths, masks[0].parent)
     assert r["with_face"] > 120 and r["faceless"] > 15
     assert r["recall"] >= 0.6, r

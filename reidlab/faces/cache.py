@@ -7,7 +7,6 @@ configuration)::
         config.json        name + params, for people reading the folder
         images.parquet     sha1, height, width of every image processed (including those with no face)
         boxes.parquet      sha1, x1, y1, x2, y2, score (one row per detected box)
-
         .lock              taken (fcntl.flock) around every read and read-merge-write
 
 Entries are keyed by the SHA-1 of the file bytes, not by path: a changed file gets a new hash and is
@@ -68,15 +67,21 @@ def cache_lock(folder: Path, exclusive: bool = True):
 
     Advisory and per open file, so it serialises processes (and threads with their own open) that
     use this function; released when the block ends or the process dies. Without ``fcntl``
-    (Windows) it does nothing.
+    (Windows), or where the lock file cannot be created (a read-only cache), it does nothing.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as f:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(folder / ".lock", "a+b")  # noqa: SIM115 - closed below
+    except OSError as e:
+        log.debug("no lock on %s (%s): reading without it", folder, e)
+        yield
+        return
+    with f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield

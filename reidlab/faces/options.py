@@ -88,7 +88,8 @@ FAIL_CLOSED = Param(
     "fail_closed",
     float,
     None,
-    "images without a face get a head prior box covering this top fraction of the crop",
+    "images without a face get a head prior box covering this top fraction of the crop "
+    "(default off)",
     low=0,
     high=1,
     low_open=True,
