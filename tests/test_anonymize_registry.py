@@ -247,3 +247,26 @@ def test_registered_method_gets_explorer_controls(invert):
         Anonymizer("invert", strength=0.4, scale=1.2)(x, boxes, valid),
     )
     assert strength in c.widgets
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"method": "blur", "sigma": 2.0, "mask": "ellipse"},
+        {"method": "blur", "sigma_rel": 0.3, "truncate": 4.0},
+        {"method": "pixelate", "blocks": 8, "scale": 1.2},
+        {"method": "fill", "fill": "noise", "seed": 3, "color": (0.1, 0.2, 0.3)},
+        {"method": "zero", "feather_rel": 0.1},
+        {"method": "none"},
+    ],
+)
+def test_recorded_settings_rebuild_the_same_anonymizer(settings):
+    a = Anonymizer(**settings)
+    recorded = json.loads(json.dumps(a.settings()))  # as a manifest holds them
+    b = Anonymizer(**recorded)
+    assert b.settings() == a.settings()
+    x, boxes, valid = _batch()
+    assert torch.equal(a(x, boxes, valid), b(x, boxes, valid))
+    if settings["method"] == "blur":
+        with pytest.raises(ValueError, match="border of blur is fixed at 'reflect101'"):
+            Anonymizer(**{**recorded, "border": "constant"})

@@ -119,3 +119,21 @@ def test_explorer_and_static_figure_render():
     method.value = "zero"  # re-renders with the zero method's settings
     assert len(image.value) > 0
     plt.close("all")
+
+
+def test_loader_keeps_the_largest_boxes_scaled_to_the_resized_image(tmp_path):
+    import cv2
+
+    from reidlab.datasets.base import Sample
+    from reidlab.loading import ReIDImageDataset
+
+    path = str(tmp_path / "a.png")
+    cv2.imwrite(path, np.zeros((32, 16, 3), np.uint8))
+    boxes = {path: np.array([[0, 0, 2, 2], [0, 0, 8, 8], [1, 1, 5, 5]], np.float32)}
+    item = ReIDImageDataset([Sample(path, 1, 0)], size=(64, 32), boxes=boxes, max_faces=2)[0]
+    assert item["image"].shape == (3, 64, 32)
+    assert item["boxes"].tolist() == [[0, 0, 16, 16], [2, 2, 10, 10]]  # x2: the resize
+    assert item["valid"].tolist() == [True, True]
+    item = ReIDImageDataset([Sample(path, 1, 0)], size=None, boxes={}, max_faces=3)[0]
+    assert item["boxes"].shape == (3, 4) and item["valid"].tolist() == [False] * 3
+    assert item["boxes"].dtype == torch.float32

@@ -137,10 +137,27 @@ class Method:
 
     def resolve(self, settings: Mapping[str, Any]) -> dict:
         """Every setting's value (given, else the default), checked; ``ValueError`` naming a bad
-        value, a setting of another method, or an unknown setting."""
+        value, a setting of another method, or an unknown setting.
+
+        Recorded settings resolve to themselves (``Anonymizer(**a.settings())`` rebuilds ``a``,
+        e.g. from a manifest): a :attr:`recorded` fact is accepted at its value, and an
+        overridden setting recorded as ``None`` takes its default.
+        """
         own = set(COMMON_NAMES) | set(self.param_names)
-        for key in settings:
+        settings = dict(settings)
+        for given, unused in self.overrides.items():
+            if settings.get(given) is not None and unused in settings and settings[unused] is None:
+                del settings[unused]
+        for key in list(settings):
             if key in own:
+                continue
+            if key in self.recorded:
+                if settings[key] != self.recorded[key]:
+                    raise ValueError(
+                        f"{key} of {self.name} is fixed at {self.recorded[key]!r}, "
+                        f"got {settings[key]!r}"
+                    )
+                del settings[key]
                 continue
             others = [m.name for m in METHODS.values() if key in m.param_names]
             if others:
