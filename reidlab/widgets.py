@@ -4,6 +4,11 @@
 once at a low threshold and filtered by the threshold slider, so moving a slider only re-runs
 the batched anonymization and one small figure: live on CPU). Headless (papermill, CI), call
 :func:`static_settings_figure` instead, which renders a few settings side by side.
+
+The controls come from the anonymization method registry (:mod:`reidlab.anonymize.methods`): a
+method dropdown, one control per common setting and one per setting of each method (a
+:class:`reidlab.params.Param` with a ``widget``), shown while that method is selected; a newly
+registered method appears here without a change to this module.
 """
 
 from __future__ import annotations
@@ -13,12 +18,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_SETTINGS = (
-    {"method": "blur", "sigma_rel": 0.25},
-    {"method": "pixelate", "blocks": 4},
-    {"method": "fill", "fill": "mean"},
-    {"method": "zero"},
-)
+
+def default_settings() -> list[dict]:
+    """One setting per registered method (but ``none``: the originals are shown anyway) at its
+    controls' initial values, e.g. ``{"method": "blur", "sigma_rel": 0.25}``: the rows of
+    :func:`static_settings_figure`."""
+    from reidlab.anonymize.methods import METHODS
+
+    out = []
+    for m in METHODS.values():
+        if m.name == "none":
+            continue
+        s = {"method": m.name}
+        for p in m.params:
+            if p.widget is not None and p.nargs is None:
+                value = p.widget.get("value", p.default)
+                if value is not None:
+                    s[p.name] = value
+        out.append(s)
+    return out
 
 
 @dataclass
@@ -103,15 +121,18 @@ def _label(settings: dict) -> str:
 
 def static_settings_figure(
     data: ExplorerData,
-    settings=DEFAULT_SETTINGS,
+    settings=None,
     threshold: float = 0.5,
     max_images: int = 8,
     draw_boxes: bool = True,
 ):
-    """Original crops (with the boxes used) and one row per anonymization setting."""
+    """Original crops (with the boxes used) and one row per anonymization setting (default:
+    :func:`default_settings`, one per registered method)."""
     from reidlab.plots import draw_boxes as _draw
     from reidlab.plots import side_by_side
 
+    if settings is None:
+        settings = default_settings()
     variants = {_label(s): anonymize_with(data, threshold, **s) for s in settings}
     fig = side_by_side(data.images, variants, max_images=max_images)
     if draw_boxes:

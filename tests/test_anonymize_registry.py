@@ -247,6 +247,9 @@ def test_registered_method_gets_explorer_controls(invert):
         Anonymizer("invert", strength=0.4, scale=1.2)(x, boxes, valid),
     )
     assert strength in c.widgets
+    from reidlab.widgets import default_settings
+
+    assert default_settings()[-1] == {"method": "invert", "strength": 1.0}
 
 
 @pytest.mark.parametrize(

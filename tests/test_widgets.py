@@ -98,6 +98,17 @@ def test_explorer_controls_match_the_registry():
     assert c.settings()["fill"] == "mean"
 
 
+def test_static_figure_rows_come_from_the_registry():
+    from reidlab.widgets import default_settings
+
+    assert default_settings() == [
+        {"method": "blur", "sigma_rel": 0.25},
+        {"method": "pixelate", "blocks": 4},
+        {"method": "fill", "fill": "mean"},
+        {"method": "zero"},
+    ]
+
+
 def test_explorer_and_static_figure_render():
     pytest.importorskip("ipywidgets")
     import matplotlib
