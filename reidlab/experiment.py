@@ -23,8 +23,7 @@ with it fails *after* writing every result.
 from __future__ import annotations
 
 import logging
-import warnings
-from dataclasses import InitVar, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from reidlab.errors import ReidlabError
@@ -41,11 +40,8 @@ class ExperimentError(ReidlabError):
 class ExperimentConfig:
     """Settings of one experiment grid (all recorded in every results row).
 
-    ``eval``: how every cell is evaluated (:class:`~reidlab.evaluation.EvalConfig`; its
-    ``device`` is also where models are trained). ``distance``, ``normalize``, ``flip``, ``ap``,
-    ``batch_size`` and ``device`` are accepted as keywords for older callers
-    (``ExperimentConfig(distance="cosine")`` = ``ExperimentConfig(eval=EvalConfig(distance=
-    "cosine"))``, with a DeprecationWarning); they are not attributes: read ``cfg.eval``.
+    ``eval``: how every cell is evaluated (:class:`~reidlab.evaluation.EvalConfig`, or a dict of
+    its fields; its ``device`` is also where models are trained).
     """
 
     dataset: str = "synthetic"
@@ -70,71 +66,24 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     out_dir: str | None = None
     cache_dir: str | None = None
-    # the evaluation settings' old flat names (see the class docstring)
-    distance: InitVar[str | None] = None
-    normalize: InitVar[bool | None] = None
-    flip: InitVar[bool | None] = None
-    ap: InitVar[str | None] = None
-    batch_size: InitVar[int | None] = None
-    device: InitVar[str | None] = None
 
-    def __post_init__(self, distance, normalize, flip, ap, batch_size, device) -> None:
+    def __post_init__(self) -> None:
         if isinstance(self.eval, dict):
             self.eval = EvalConfig().replace(**self.eval)
-        old = {
-            "distance": distance,
-            "normalize": normalize,
-            "flip": flip,
-            "ap": ap,
-            "batch_size": batch_size,
-            "device": device,
-        }
-        old = {k: v for k, v in old.items() if v is not None}
-        if old:
-            warnings.warn(
-                f"ExperimentConfig({', '.join(f'{k}=...' for k in old)}): pass "
-                f"eval=EvalConfig({', '.join(f'{k}=...' for k in old)}) instead",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            self.eval = self.eval.replace(**old)
-
-
-# the old names are __init__ keywords only: without this, ``cfg.distance`` would read None
-for _name in ("distance", "normalize", "flip", "ap", "batch_size", "device"):
-    delattr(ExperimentConfig, _name)
 
 
 def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
-    """Face boxes for every image of the dataset's splits, and facts about them.
+    """Face boxes for every image of the dataset's splits (cached; ``"oracle"`` = ground truth),
+    and facts about them: :func:`reidlab.faces.dataset_boxes` with the experiment's detector."""
+    from reidlab.faces import dataset_boxes
 
-    Returns ``(boxes_by_abs_path, info)``; ``info`` has the detector settings and the share of
-    crops per split with at least one box.
-    """
-    samples = {s: dataset.split(s) for s in ("train", "query", "gallery")}
-    if cfg.detector == "oracle":
-        from reidlab.datasets.synthetic import load_face_boxes
-
-        boxes = load_face_boxes(dataset.root)
-    else:
-        from reidlab.faces import boxes_by_path, build_detector, detect_split
-
-        det = build_detector(cfg.detector, **cfg.detector_params)
-        boxes = {}
-        for split, ss in samples.items():  # cache_dir None: reidlab.faces' default cache
-            df = detect_split(
-                det, ss, dataset.root, cache_dir=cfg.cache_dir, fail_closed=cfg.fail_closed
-            )
-            boxes.update(boxes_by_path(df, dataset.root))
-    info = {
-        "detector": cfg.detector,
-        "detector_params": cfg.detector_params,
-        "fail_closed": cfg.fail_closed,
-    }
-    for split, ss in samples.items():
-        found = sum(1 for s in ss if len(boxes.get(s.path, ())) > 0)
-        info[f"face_rate_{split}"] = found / max(1, len(ss))
-    return boxes, info
+    return dataset_boxes(
+        dataset,
+        cfg.detector,
+        params=cfg.detector_params,
+        cache_dir=cfg.cache_dir,
+        fail_closed=cfg.fail_closed,
+    )
 
 
 def _anon_settings(method: str, cfg: ExperimentConfig) -> dict:

@@ -82,10 +82,8 @@ def test_eval_settings_live_in_eval():
     from reidlab.experiment import _train_config
 
     assert ExperimentConfig(eval={"flip": True}).eval == EvalConfig(flip=True)
-    with pytest.warns(DeprecationWarning, match=r"eval=EvalConfig\(distance=..., batch_size=...\)"):
-        old = ExperimentConfig(distance="cosine", batch_size=8)
-    assert old.eval == EvalConfig(distance="cosine", batch_size=8)
-    assert not hasattr(old, "distance")  # read cfg.eval.distance
+    with pytest.raises(TypeError):  # one way: evaluation settings live in eval
+        ExperimentConfig(distance="cosine")
     cfg = ExperimentConfig(root="/data/x", eval=EvalConfig(device="cpu"), epochs=2, out_dir="/o")
     tc = _train_config("tiny", 1, cfg, {"a.jpg": None}, "blur")
     assert (tc.device, tc.epochs, tc.seed, tc.root) == ("cpu", 2, 1, "/data/x")
@@ -111,14 +109,21 @@ def test_map_is_mean_of_per_query_ap(grid):
         assert row["n_queries"] == np.isfinite(ap).sum()
 
 
-def test_real_detector_boxes_are_cached(synthetic_root, tmp_path):
+def test_real_detector_boxes_are_cached(synthetic_root, tmp_path, monkeypatch):
     from reidlab.datasets import build_dataset
     from reidlab.experiment import face_boxes_for
+    from reidlab.faces.centerface import CenterFaceDetector
 
     ds = build_dataset("synthetic", synthetic_root)
     cfg = ExperimentConfig(root=str(synthetic_root), detector="centerface", cache_dir=str(tmp_path))
     boxes, info = face_boxes_for(ds, cfg)
     assert 0 < info["face_rate_query"] <= 1 and boxes
     assert any(tmp_path.iterdir()), "detections were not cached"
+
+    def no_second_detection(self, images, *rest):
+        raise AssertionError("the second call ran the detector instead of reading the cache")
+
+    monkeypatch.setattr(CenterFaceDetector, "_detect", no_second_detection)
     boxes2, info2 = face_boxes_for(ds, cfg)
     assert info2 == info and boxes2.keys() == boxes.keys()
+    assert all((boxes2[k] == boxes[k]).all() for k in boxes)

@@ -81,7 +81,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resolve_boxes(cfg: TrainConfig, root: str):
+def _resolve_boxes(cfg: TrainConfig, dataset):
     b = cfg.boxes
     if b is None and cfg.anonymizer is not None:
         if cfg.dataset != "synthetic":
@@ -94,16 +94,16 @@ def _resolve_boxes(cfg: TrainConfig, root: str):
     if b is None or isinstance(b, dict):
         return b
     if b == "oracle":
-        from reidlab.datasets.synthetic import load_face_boxes
+        from reidlab.faces import dataset_boxes
 
-        return load_face_boxes(root)
+        return dataset_boxes(dataset, "oracle", splits=("train",), progress=False)[0]
     p = Path(b)
     if p.suffix == ".parquet" and p.is_file():
         import pandas as pd
 
         from reidlab.faces import boxes_by_path
 
-        return boxes_by_path(pd.read_parquet(p), root)
+        return boxes_by_path(pd.read_parquet(p), dataset.root)
     raise TrainingError(
         f"boxes: expected a dict, 'oracle' or a detections .parquet file, got {b!r}"
     )
@@ -347,7 +347,7 @@ def setup(cfg: TrainConfig) -> Run:
 
     root = str(resolve_root(cfg.dataset, cfg.root or None))
     dataset = build_dataset(cfg.dataset, root, **cfg.dataset_options)
-    boxes = _resolve_boxes(cfg, root)
+    boxes = _resolve_boxes(cfg, dataset)
     train_samples, labels = relabel(dataset.train)
     if not labels:
         raise TrainingError(f"{dataset.name} at {root}: the train split is empty")
