@@ -136,11 +136,15 @@ def main(argv: list[str]) -> None:
 def _row(method, n, repeats, images, boxes, valid, hwc, sigma_rel, blocks) -> str:
     import torch
 
-    from reidlab.anonymize import Anonymizer
+    from reidlab.anonymize import METHODS, Anonymizer
 
-    anon = Anonymizer(
-        method, sigma_rel=sigma_rel, blocks=blocks, fill="constant", color=(0.5, 0.5, 0.5)
-    )
+    settings = {
+        "sigma_rel": sigma_rel,
+        "blocks": blocks,
+        "fill": "constant",
+        "color": (0.5, 0.5, 0.5),
+    }
+    anon = Anonymizer(method, **METHODS[method].select(settings))
     bnp = boxes.numpy()
     loop, loop_tensor = (
         _baseline(method, sigma_rel, blocks),

@@ -74,7 +74,7 @@ def load_explorer_data(
     """
     import torch
 
-    from reidlab.faces import build_detector
+    from reidlab.faces.options import detector_from_config
     from reidlab.imageio import read_rgb
 
     samples = dataset.split(split)
@@ -82,12 +82,12 @@ def load_explorer_data(
     pick = sorted(rng.choice(len(samples), size=min(n, len(samples)), replace=False).tolist())
     paths = [samples[i].path for i in pick]
     arrays = [read_rgb(p) for p in paths]
-    if detector == "oracle":  # ground truth is looked up by path
-        dets = build_detector("oracle", root=dataset.root, **detector_params).detect_paths(paths)
-    else:  # the images are already decoded: detect on them instead of reading them again
-        dets = build_detector(detector, threshold=min_threshold, **detector_params).detect_batch(
-            arrays
-        )
+    det = detector_from_config(
+        detector, {"threshold": min_threshold, **detector_params}, root=dataset.root
+    )
+    dets = det.detect_batch(
+        arrays, paths
+    )  # the images are decoded already; the oracle uses the paths
     h, w = arrays[0].shape[:2]
     imgs, boxes = [], []
     for a, d in zip(arrays, dets):

@@ -115,7 +115,7 @@ def centerface():
 
 
 def _face_like(h=128, w=64, seed=0):
-    """A smoothly shaded synthetic face (after DESIGN.md's finding) placed in the crop's top."""
+    """A smoothly shaded synthetic face (docs/architecture.md, findings) placed in the crop's top."""
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), rng.integers(60, 120), np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -82,7 +82,7 @@ def test_explorer_data_moves_boxes_with_resized_crops(tmp_path, monkeypatch):
     ds = ReIDDataset("t", tmp_path, [], [Sample(p, 1, 0) for p in paths], [])
 
     class Fixed:  # one box at a fixed relative position in each image
-        def detect_batch(self, arrays):
+        def detect_batch(self, arrays, paths=None):
             return [
                 np.array([[a.shape[1] / 4, 0, a.shape[1] / 2, a.shape[0] / 8, 0.9]], np.float32)
                 for a in arrays

@@ -215,10 +215,8 @@ def encode(image: np.ndarray, ext: str, quality: int = 95) -> bytes:
 
 
 def detector_faces(detector) -> FaceFn:
-    """A :data:`FaceFn` from a :mod:`reidlab.faces` detector (the oracle answers by path)."""
-    if getattr(detector, "name", "") == "oracle":
-        return lambda paths, images: detector.detect_paths(list(paths))
-    return lambda paths, images: detector.detect_batch(list(images))
+    """A :data:`FaceFn` from a :mod:`reidlab.faces` detector (path-aware ones, the oracle, use the paths)."""
+    return lambda paths, images: detector.detect_batch(list(images), list(paths))
 
 
 def boxes_faces(boxes: dict[str, np.ndarray]) -> FaceFn:

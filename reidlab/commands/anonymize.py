@@ -16,9 +16,6 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from reidlab.commands.argtypes import (
         add_dataset_options,
-        fraction,
-        open_fraction,
-        positive_float,
         positive_int,
     )
 
@@ -30,30 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(all image files under SRC are anonymized either way)",
     )
     add_dataset_options(parser)
-    g = parser.add_argument_group("face detection")
-    g.add_argument(
-        "--detector", default="centerface", help="centerface (default), mtcnn, oracle, onnx, torch"
-    )
-    g.add_argument("--model", help="onnx/torch: the detector file")
-    g.add_argument(
-        "--upscale",
-        type=positive_float,
-        default=2.0,
-        help="resize factor before detection (default 2)",
-    )
-    g.add_argument("--threshold", type=fraction, default=0.5, help="score threshold (default 0.5)")
-    g.add_argument(
-        "--box-scale",
-        type=positive_float,
-        help="the detector's own box enlargement (default: the detector's default, recorded in "
-        "the manifest); --scale below applies on top of it",
-    )
-    g.add_argument(
-        "--fail-closed",
-        type=open_fraction,
-        metavar="FRAC",
-        help="images without a face get a head prior box covering this top fraction of the crop",
-    )
+    from reidlab.faces.options import add_detector_arguments
+
+    add_detector_arguments(parser.add_argument_group("face detection"))
     _add_anonymization_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument(
@@ -166,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from reidlab.anonymize.export import check_destination, detector_faces, export_dataset
     from reidlab.commands.argtypes import dataset_options
     from reidlab.errors import ReidlabError
-    from reidlab.faces import build_detector
+    from reidlab.faces.options import detector_from_args
 
     settings = anonymizer_settings(args)  # first: a flag of another method is a usage error
     check_destination(args.src, args.dst)
@@ -178,15 +154,7 @@ def run(args: argparse.Namespace) -> int:
         raise ReidlabError(
             "--dataset-option needs --dataset NAME (the loader that takes the options)"
         )
-    params = {
-        "upscale": args.upscale,
-        "threshold": args.threshold,
-        "path": args.model,
-        "box_scale": args.box_scale,
-    }
-    if args.detector == "oracle":
-        params["root"] = args.src
-    det = build_detector(args.detector, **{k: v for k, v in params.items() if v is not None})
+    det = detector_from_args(args, root=args.src)
     anon = Anonymizer(**settings)
     m = export_dataset(
         args.src,

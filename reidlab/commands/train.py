@@ -26,11 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", dest="out_dir", required=True, help="output folder")
     add_dataset_options(p)
     p.add_argument("--pretrained", help="'imagenet' (timm cache) or a weights file")
+    from reidlab.anonymize.methods import available_methods
+
+    methods = [m for m in available_methods() if m != "none"]
     p.add_argument(
         "--anonymize",
         metavar="METHOD",
-        choices=["blur", "pixelate", "fill", "zero"],
-        help="train on anonymized faces: blur, pixelate, fill, zero",
+        choices=methods,
+        help=f"train on anonymized faces: {', '.join(methods)} (the method's defaults)",
     )
     p.add_argument("--anon-scale", type=positive_float, help="face box enlargement for --anonymize")
     p.add_argument(
