@@ -73,13 +73,16 @@ class ExperimentConfig:
 
 
 def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
-    """Face boxes for every image of the dataset's splits (cached; ``"oracle"`` = ground truth),
-    and facts about them: :func:`reidlab.faces.dataset_boxes` with the experiment's detector."""
+    """Face boxes for the splits the grid anonymizes (cached; ``"oracle"`` = ground truth), and
+    facts about them: :func:`reidlab.faces.dataset_boxes` with the experiment's detector. The
+    train split is detected only when a model is retrained on anonymized data."""
     from reidlab.faces import dataset_boxes
 
+    splits = ("train", "query", "gallery") if cfg.retrain else ("query", "gallery")
     return dataset_boxes(
         dataset,
         cfg.detector,
+        splits=splits,
         params=cfg.detector_params,
         cache_dir=cfg.cache_dir,
         fail_closed=cfg.fail_closed,
@@ -218,7 +221,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             "train_data": train_data,
         } | grid
 
-    def record(model, cell: dict, q_anon, g_anon):
+    def record(model, cell: dict, q_anon, g_anon, feature_cache: dict):
         res = evaluate(
             model,
             ds,
@@ -227,6 +230,8 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             query_anonymizer=q_anon,
             gallery_anonymizer=g_anon,
             progress=progress,
+            feature_cache=feature_cache,
+            label=f"{cell['model']} seed {cell['seed']} {cell['condition']}",
         )
         found = result_columns(res, model)
         ok = {"status": "ok", "error": ""} | {k: found.pop(k) for k in METRIC_COLUMNS}
@@ -244,14 +249,15 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
                 }
             )
         )
-        log.info(
-            "%s seed %d %s: mAP %.2f rank-1 %.2f",
-            cell["model"],
-            cell["seed"],
-            cell["condition"],
-            rows[-1]["mAP"],
-            rows[-1]["rank1"],
+        line = (
+            f"{cell['model']} seed {cell['seed']} {cell['condition']}: mAP {rows[-1]['mAP']:.2f} "
+            f"rank-1 {rows[-1]['rank1']:.2f}"
         )
+        log.info(line)
+        if progress:  # the console sees every cell's result, not only a configured log
+            from tqdm.auto import tqdm
+
+            tqdm.write(line)
 
     def failed(cell: dict, error: BaseException) -> None:
         msg = f"{type(error).__name__}: {' '.join(str(error).split())}"
@@ -268,9 +274,16 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             for cell, _, _ in cells:
                 failed(cell, e)
             return
+        feature_cache: dict = {}  # this model's un-anonymized features, extracted once
         for cell, q_anon, g_anon in cells:
             try:
-                record(model, cell, q_anon() if q_anon else None, g_anon() if g_anon else None)
+                record(
+                    model,
+                    cell,
+                    q_anon() if q_anon else None,
+                    g_anon() if g_anon else None,
+                    feature_cache,
+                )
             except Exception as e:  # noqa: BLE001
                 failed(cell, e)
 

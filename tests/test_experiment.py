@@ -56,7 +56,6 @@ def test_rows_and_files(grid):
         "normalize",
         "mask",
         "mask_scale",
-        "face_rate_train",
         "face_rate_query",
         "face_rate_gallery",
         "detector",
@@ -127,3 +126,60 @@ def test_real_detector_boxes_are_cached(synthetic_root, tmp_path, monkeypatch):
     boxes2, info2 = face_boxes_for(ds, cfg)
     assert info2 == info and boxes2.keys() == boxes.keys()
     assert all((boxes2[k] == boxes[k]).all() for k in boxes)
+
+
+def test_grid_extracts_the_original_gallery_once_and_reuses_it_exactly(
+    synthetic_root, tmp_path, monkeypatch
+):
+    """Query-only conditions compare against the original gallery: extracted once per model, and
+    the reused features give exactly the numbers a fresh extraction gives."""
+    from reidlab.datasets import build_dataset
+    from reidlab.evaluation import evaluate, features
+    from reidlab.experiment import _anonymizer, _train, face_boxes_for
+
+    calls = []
+    real = features.extract_features
+
+    def counting(model, samples, *, anonymizer=None, desc=None, **kw):
+        calls.append((desc, anonymizer is None))
+        return real(model, samples, anonymizer=anonymizer, desc=desc, **kw)
+
+    monkeypatch.setattr(features, "extract_features", counting)
+    cfg = ExperimentConfig(
+        root=str(synthetic_root),
+        methods=("zero",),
+        retrain=(),
+        epochs=1,
+        train_options={"batch_p": 4, "iters_per_epoch": 2},
+        out_dir=str(tmp_path),
+    )
+    results, per_query = run_experiment(cfg, progress=False)
+    galleries = [d for d, plain in calls if d.endswith("gallery")]
+    # original (extracted), zero (anonymized), zero (query only): the original gallery reused
+    assert galleries == ["tiny seed 0 original gallery", "tiny seed 0 zero gallery"]
+    assert (
+        results.set_index("condition").loc["zero (query only)", "runtime.features_reused"] == '["gallery"]'
+    )
+
+    # a fresh extraction of the same condition (the same seeded training) gives identical APs
+    model = _train("tiny", 0, cfg, None, None)
+    ds = build_dataset("synthetic", synthetic_root)
+    boxes = face_boxes_for(ds, cfg)[0]
+    fresh = evaluate(
+        model, ds, cfg.eval, boxes=boxes, query_anonymizer=_anonymizer("zero", cfg), progress=False
+    )
+    got = per_query[per_query.condition == "zero (query only)"]["ap"].to_numpy()
+    np.testing.assert_array_equal(
+        np.where(fresh.per_query["valid"], fresh.per_query["ap"], np.nan), got
+    )
+
+
+def test_train_split_is_detected_only_when_retraining(synthetic_root):
+    from reidlab.datasets import build_dataset
+    from reidlab.experiment import face_boxes_for
+
+    ds = build_dataset("synthetic", synthetic_root)
+    boxes, info = face_boxes_for(ds, ExperimentConfig(root=str(synthetic_root), retrain=()))
+    assert "face_rate_train" not in info and not any(s.path in boxes for s in ds.train)
+    boxes, info = face_boxes_for(ds, ExperimentConfig(root=str(synthetic_root), retrain=("blur",)))
+    assert info["face_rate_train"] > 0 and any(s.path in boxes for s in ds.train)
