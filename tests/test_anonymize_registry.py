@@ -88,6 +88,7 @@ def test_builtin_settings_are_recorded_as_before():
         "sigma_rel": 0.2,
         "sigma": None,
         "border": "reflect101",
+        "sigma_rel_of": "detected box height, before the mask's scale",
         "truncate": 3.0,
     }
     assert Anonymizer("blur", sigma=2.0).settings()["sigma_rel"] is None

@@ -267,7 +267,8 @@ register_method(
             "sigma_rel",
             float,
             0.2,
-            "blur std / face-box height",
+            "blur std / height of the face box as detected (after the detector's box_scale, "
+            "before the mask's scale)",
             low=0,
             low_open=True,
             widget={
@@ -290,7 +291,10 @@ register_method(
         Param("truncate", float, 3.0, "blur kernel radius in sigmas", low=0, low_open=True),
     ),
     "Gaussian blur, its strength relative to each face's height",
-    recorded={"border": "reflect101"},
+    recorded={
+        "border": "reflect101",
+        "sigma_rel_of": "detected box height, before the mask's scale",
+    },
     overrides={"sigma": "sigma_rel"},
 )
 register_method(
