@@ -158,7 +158,8 @@ def test_grid_extracts_the_original_gallery_once_and_reuses_it_exactly(
     # original (extracted), zero (anonymized), zero (query only): the original gallery reused
     assert galleries == ["tiny seed 0 original gallery", "tiny seed 0 zero gallery"]
     assert (
-        results.set_index("condition").loc["zero (query only)", "runtime.features_reused"] == '["gallery"]'
+        results.set_index("condition").loc["zero (query only)", "runtime.features_reused"]
+        == '["gallery"]'
     )
 
     # a fresh extraction of the same condition (the same seeded training) gives identical APs
