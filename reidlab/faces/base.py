@@ -50,6 +50,7 @@ _REGISTRY: dict[str, str] = {
     "oracle": "reidlab.faces.oracle:OracleDetector",
     "onnx": "reidlab.faces.external:OnnxFileDetector",
     "torch": "reidlab.faces.external:TorchFileDetector",
+    "reidface": "reidlab.faces.reidface:ReidFaceDetector",
 }
 
 EMPTY = np.zeros((0, 5), dtype=np.float32)
