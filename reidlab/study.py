@@ -169,37 +169,36 @@ def describe_error(e: BaseException, limit: int = 400) -> str:
 
 
 def _write_summary(run_dir: Path, summary: dict) -> None:
+    import pandas as pd
+
     summary["failed_cells"] = failed_grid_cells(run_dir)
     (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    lines = [
-        f"# Study run {Path(run_dir).name}",
-        "",
-        "## Notebooks",
-        "",
-        "| notebook | status | seconds | error |",
-        "|---|---|---|---|",
-    ]
-    for e in summary["notebooks"]:
-        link = f"[{e['notebook']}]({Path(e['output']).name})"
-        err = str(e.get("error", "")).replace("|", "\\|")
-        lines.append(f"| {link} | {e['status']} | {e.get('seconds', '')} | {err} |")
+    notebooks = pd.DataFrame(
+        [
+            {
+                "notebook": f"[{e['notebook']}]({Path(e['output']).name})",
+                "status": e["status"],
+                "seconds": e.get("seconds", ""),
+                "error": e.get("error", ""),
+            }
+            for e in summary["notebooks"]
+        ],
+        columns=["notebook", "status", "seconds", "error"],
+    )
+    lines = [f"# Study run {Path(run_dir).name}", "", "## Notebooks", "", _md_table(notebooks)]
     reports = sorted(Path(run_dir).glob("*/report.md"))
     if reports:
         lines += ["", "## Reports", ""] + [
             f"- [{r.parent.name}]({r.relative_to(run_dir)})" for r in reports
         ]
     if summary["failed_cells"]:
+        cells = pd.DataFrame(summary["failed_cells"])
+        cells["results"] = [Path(r).parent.name for r in cells["results"]]
         lines += [
             "",
-            f"## Failed grid cells ({len(summary['failed_cells'])})",
+            f"## Failed grid cells ({len(cells)})",
             "",
-            "| results | model | seed | condition | error |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {Path(c['results']).parent.name} | {c['model']} | {c['seed']} | {c['condition']} | "
-            f"{str(c['error']).replace('|', chr(92) + '|')} |"
-            for c in summary["failed_cells"]
+            _md_table(cells[["results", "model", "seed", "condition", "error"]]),
         ]
     (Path(run_dir) / "report.md").write_text("\n".join(lines) + "\n")
 

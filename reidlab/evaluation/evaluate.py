@@ -103,19 +103,12 @@ def evaluate(
     def features(split: str, samples, anonymizer):
         key = None
         if feature_cache is not None and anonymizer is None:
-            key = (
-                split,
-                len(samples),
-                size,
-                mean,
-                std,
-                cfg.batch_size,
-                cfg.flip,
-                cfg.normalize,
-                str(cfg.device),
-                cfg.amp,
-                id(boxes),
-            )
+            # what changes un-anonymized features: the split and the extraction settings (boxes,
+            # workers and progress bars do not)
+            same = {
+                k: v for k, v in common.items() if k not in ("boxes", "num_workers", "progress")
+            }
+            key = (split, len(samples), repr(sorted(same.items())))
             if key in feature_cache:
                 return feature_cache[key], True
         desc = f"{label} {split}".strip()
