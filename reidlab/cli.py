@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "check an anonymized copy against its manifest"),
     "evaluate": ("evaluate", "evaluate a re-ID model on a dataset (optionally anonymized)"),
     "train": ("train", "train a re-ID model on original or anonymized data"),
+    "train-faces": ("train_faces", "train the reidface face localizer on parsing masks"),
     "study": ("study", "run the study notebooks with papermill into papermill_runs/"),
 }
 
