@@ -14,6 +14,11 @@ triplet loss); ``eval()`` mode returns the ``(B, feature_dim)`` features evaluat
 (BoT/efficient/tiny: BNNeck output after BN; OSNet: the pooled 512-d ``fc`` feature,
 un-normalised, as torchreid evaluates; PCB: concatenated stripe features; MGN: concatenated
 branch features).
+
+Exported models (``.onnx`` on ONNX Runtime or OpenVINO, ``.xml`` OpenVINO IR) carry the same
+attributes (``reidlab.models.exported``, ``docs/models.md``). :func:`load_model` is the one entry
+point for "this model with these weights": a checkpoint goes into the named architecture, an
+exported file becomes a model of its own under that name.
 """
 
 from __future__ import annotations
@@ -208,12 +213,69 @@ def load_checkpoint(
     return _load(model, path, strict_backbone=strict_backbone, trust_checkpoint=trust_checkpoint)
 
 
+def is_exported_file(path) -> bool:
+    """True for a weights path that is an exported model (``.onnx``, ``.xml``), not a checkpoint."""
+    from reidlab.models.exported import is_exported_file as _is
+
+    return _is(path)
+
+
+def load_model(name: str, weights, trust_checkpoint: bool = False, **exported_options):
+    """A model with trained weights, in eval mode: the one way the CLI and the grid load one.
+
+    Args:
+        name: a registry name (:func:`list_models`) for a checkpoint; for an exported file any
+            label (it becomes the model's ``name`` in results).
+        weights: a checkpoint (``.pth``, ``.pth.tar``, ``.safetensors``: built as ``name`` and
+            loaded with :func:`load_checkpoint`), an exported model file (``.onnx``, ``.xml``:
+            :func:`reidlab.models.exported.load_exported`), or a mapping
+            ``{"path": file, **options}`` whose options are those of ``load_exported``
+            (e.g. ``{"path": "m.onnx", "backend": "openvino"}``; JSON-able, so it fits
+            ``ExperimentConfig.weights``).
+        trust_checkpoint: checkpoints only (see :func:`load_checkpoint`).
+        **exported_options: ``load_exported`` keywords (backend, channels, value_range,
+            builtin_normalization, mean, std, input_size, threads); only for exported files.
+
+    Raises:
+        ModelError: one line (unknown name, unreadable file, options that do not apply).
+    """
+    from collections.abc import Mapping
+
+    if isinstance(weights, Mapping):
+        opts = dict(weights)
+        if "path" not in opts:
+            raise ModelError(f"{name}: a weights mapping needs 'path' (got keys {sorted(opts)})")
+        weights = opts.pop("path")
+        exported_options = opts | {k: v for k, v in exported_options.items() if v is not None}
+    exported_options = {k: v for k, v in exported_options.items() if v is not None}
+    if is_exported_file(weights):
+        from reidlab.models.exported import load_exported
+
+        try:
+            model = load_exported(weights, name=name, **exported_options)
+        except TypeError as e:
+            raise ModelError(f"{name}: {e}") from None
+        return model.eval()
+    if exported_options:
+        raise ModelError(
+            f"{name}: {', '.join(sorted(exported_options))} apply to exported models (.onnx, "
+            f".xml) only, not to the checkpoint {weights}"
+        )
+    model = build_model(name, num_classes=0, pretrained=False)
+    report = load_checkpoint(model, weights, trust_checkpoint=trust_checkpoint)
+    model.checkpoint_trusted = bool(report["trusted"])
+    model.pretrained_source = f"file:{weights}"
+    return model.eval()
+
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ModelError",
     "build_model",
     "default_input_size",
+    "is_exported_file",
     "list_models",
     "load_checkpoint",
+    "load_model",
 ]
