@@ -4,7 +4,9 @@
 - :func:`ranked_results`: the torchreid-style picture: a query, then its top-k gallery matches
   framed green (same identity) or red (different).
 - :func:`side_by_side`: original vs anonymized crops, one row per setting.
+- :func:`ranked_rows`: several ranked lists (e.g. one query, original vs anonymized).
 - :func:`delta_plot`: mAP/rank-1 change per anonymization method with confidence intervals.
+- :func:`condition_order`: the one order of experiment conditions every table and figure uses.
 """
 
 from __future__ import annotations
@@ -39,6 +41,81 @@ def draw_boxes(ax, boxes, color="lime", lw=1.2, scores=None) -> None:
             ax.text(b[0], b[1] - 1, f"{scores[i]:.2f}", color=color, fontsize=6, va="bottom")
 
 
+# ------------------------------------------------------------------ condition names and order
+
+TRUE_MATCH, WRONG_MATCH, ANONYMIZED = "#1a9850", "#d73027", "#ffd92f"
+CI_CAPTION = "whiskers: bootstrap 95% CI of the mean over queries"
+
+
+def method_of(condition: str) -> str:
+    """The method of an experiment condition: ``"blur (query only)"`` -> ``"blur"``."""
+    return str(condition).split(" (")[0]
+
+
+def condition_kind(condition: str) -> str:
+    """``original``, ``query+gallery``, ``query only`` or ``retrained``, from a condition name as
+    :func:`reidlab.experiment.run_experiment` writes it."""
+    c = str(condition)
+    if c == "original":
+        return "original"
+    if c.endswith("(query only)"):
+        return "query only"
+    if c.endswith("(retrained)"):
+        return "retrained"
+    return "query+gallery"
+
+
+_KIND_RANK = {"original": 0, "query+gallery": 1, "query only": 2, "retrained": 3}
+
+
+def condition_order(conditions) -> list[str]:
+    """The distinct conditions in reading order: ``original`` first, then each method (in the
+    order its un-retrained conditions first appear) with anonymized query+gallery then query only, retrained last.
+    Every table and figure orders conditions with this one function."""
+    uniq = list(dict.fromkeys(str(c) for c in conditions))
+    by_first_seen = sorted(uniq, key=lambda c: condition_kind(c) == "retrained")
+    methods = list(dict.fromkeys(method_of(c) for c in by_first_seen))
+
+    def key(c):
+        kind = condition_kind(c)
+        return (
+            kind == "retrained",
+            kind != "original",
+            methods.index(method_of(c)),
+            _KIND_RANK[kind],
+        )
+
+    return sorted(uniq, key=key)
+
+
+def fmt_value(v) -> str:
+    """A setting's value for a label: floats to 3 significant digits (``1.2000000000000002`` ->
+    ``1.2``), the rest as ``str``."""
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.3g}"
+    return str(v)
+
+
+def gallery_order(dist_row, q_pid, q_cam, g_pids, g_cams) -> np.ndarray:
+    """Gallery indices by distance (stable: ties by gallery order) without the query's identity
+    from its own camera and without junk (pid -1): what the Market-1501 metrics rank."""
+    g_pids, g_cams = np.asarray(g_pids), np.asarray(g_cams)
+    order = np.argsort(np.asarray(dist_row), kind="stable")
+    keep = ~(((g_pids[order] == q_pid) & (g_cams[order] == q_cam)) | (g_pids[order] == -1))
+    return order[keep]
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _bare(ax) -> None:
+    """No ticks, no frame, but the y label stays visible (``axis('off')`` would hide it)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for sp in ax.spines.values():
+        sp.set_visible(False)
+
+
 def crop_grid(
     images: Sequence,
     boxes: Sequence | None = None,
@@ -46,53 +123,168 @@ def crop_grid(
     ncols: int = 8,
     scale: float = 1.2,
     box_color="lime",
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    box_label: str | None = None,
 ):
-    """A grid of crops, with boxes ``(K, 4|5)`` per image drawn when given."""
+    """A grid of crops, with boxes ``(K, 4|5)`` per image drawn when given.
+
+    ``title``: the figure's title; ``row_labels``: one label per row (left of it, e.g. "query");
+    ``box_label``: what the boxes are, shown in a legend (e.g. "face box (ground truth)").
+    """
+    from matplotlib.patches import Patch
+
     plt = _plt()
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, -(-n // ncols))
     h, w = _as_hwc(images[0]).shape[:2] if n else (128, 64)
+    left = 0.9 if row_labels is not None else 0.1
+    top = 0.5 if title or box_label else 0.1
+    cw, ch = scale * w / h, scale * 1.15  # one crop's cell, inches
     fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(ncols * scale * w / h * 1.0 + 0.2, nrows * scale * 1.05 + 0.2),
-        squeeze=False,
+        nrows, ncols, figsize=(ncols * cw + left + 0.1, nrows * ch + top + 0.1), squeeze=False
+    )
+    fig.subplots_adjust(
+        left=left / fig.get_figwidth(),
+        right=1 - 0.1 / fig.get_figwidth(),
+        top=1 - top / fig.get_figheight(),
+        bottom=0.1 / fig.get_figheight(),
+        wspace=0.08,
+        hspace=0.25,
     )
     for ax in axes.ravel():
         ax.axis("off")
     for i, img in enumerate(images):
         ax = axes.ravel()[i]
+        _bare(ax)
         ax.imshow(_as_hwc(img))
         if boxes is not None and len(boxes[i]):
             b = np.asarray(boxes[i])
             draw_boxes(ax, b[:, :4], color=box_color, scores=b[:, 4] if b.shape[1] > 4 else None)
         if titles is not None:
             ax.set_title(titles[i], fontsize=7)
-    fig.tight_layout(pad=0.3)
+    for r, label in enumerate(row_labels or []):
+        axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    if box_label:
+        fig.legend(
+            handles=[Patch(fill=False, edgecolor=box_color, label=box_label)],
+            loc="upper right",
+            fontsize=7,
+            frameon=False,
+        )
     return fig
 
 
-def side_by_side(original, variants: Mapping[str, object], max_images: int = 6, scale: float = 1.2):
+def side_by_side(
+    original,
+    variants: Mapping[str, object],
+    max_images: int = 6,
+    scale: float = 1.2,
+    title: str | None = None,
+    label_width: float = 1.4,
+):
     """Rows: ``original`` then each named variant; columns: the first ``max_images`` crops.
 
     ``original`` and each variant are ``(B, 3, H, W)`` tensors in [0, 1] (or lists of arrays).
+    Each crop gets ``scale`` inches of height whatever the labels: the labels sit in a fixed
+    left margin of ``label_width`` inches (write a long label over several lines).
     """
     plt = _plt()
     rows = {"original": original, **dict(variants)}
     n = min(max_images, len(original))
+    h, w = _as_hwc(original[0]).shape[:2]
+    cw, ch = scale * w / h, scale
+    top = 0.45 if title else 0.1
     fig, axes = plt.subplots(
-        len(rows), n, figsize=(n * scale * 0.55 + 1.2, len(rows) * scale + 0.2), squeeze=False
+        len(rows),
+        n,
+        figsize=(n * cw * 1.05 + label_width + 0.1, len(rows) * ch * 1.05 + top + 0.1),
+        squeeze=False,
+    )
+    W, H = fig.get_figwidth(), fig.get_figheight()
+    fig.subplots_adjust(
+        left=label_width / W, right=1 - 0.1 / W, top=1 - top / H, bottom=0.1 / H, wspace=0.05
     )
     for r, (name, imgs) in enumerate(rows.items()):
         for c in range(n):
             ax = axes[r, c]
             ax.imshow(_as_hwc(imgs[c]))
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _bare(ax)
             if c == 0:
-                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-    fig.tight_layout(pad=0.3)
+                ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    return fig
+
+
+def ranked_rows(rows: Sequence[Mapping], topk: int = 10, title: str = "", scale: float = 1.2):
+    """Ranked lists, one per row: the row's label and query, then its top-k gallery crops framed
+    green (same identity: a true match) or red (another identity); a crop whose face was
+    anonymized carries a yellow corner mark.
+
+    Each row is a mapping with ``label``, ``query_image``, ``gallery`` (the top-k images in rank
+    order), ``match`` (bool per shown item) and optionally ``query_pid``, ``query_marked`` and
+    ``marked`` (bool per item: the crop was anonymized).
+    """
+    from matplotlib.patches import Patch, Rectangle
+
+    plt = _plt()
+    label_w, top = 1.3, 0.75
+    h, w = _as_hwc(rows[0]["query_image"]).shape[:2]
+    cw, ch = scale * w / h, scale
+    fig, axes = plt.subplots(
+        len(rows),
+        topk + 1,
+        figsize=((topk + 1) * cw * 1.12 + label_w + 0.1, len(rows) * (ch + 0.3) + top + 0.1),
+        squeeze=False,
+    )
+    W, H = fig.get_figwidth(), fig.get_figheight()
+    fig.subplots_adjust(
+        left=label_w / W, right=1 - 0.1 / W, top=1 - top / H, bottom=0.1 / H, wspace=0.12
+    )
+
+    def mark(ax, img):
+        hh, ww = img.shape[:2]
+        ax.add_patch(Rectangle((0, 0), ww * 0.3, hh * 0.12, color=ANONYMIZED, lw=0))
+
+    for r, row in enumerate(rows):
+        ax = axes[r, 0]
+        q = _as_hwc(row["query_image"])
+        ax.imshow(q)
+        if row.get("query_marked"):
+            mark(ax, q)
+        pid = row.get("query_pid")
+        ax.set_title("query" + (f" (id {pid})" if pid is not None else ""), fontsize=7)
+        ax.set_ylabel(row["label"], fontsize=8, rotation=0, ha="right", va="center")
+        marked = row.get("marked") or [False] * len(row["gallery"])
+        for c in range(1, topk + 1):
+            ax = axes[r, c]
+            if c > len(row["gallery"]):
+                ax.axis("off")
+                continue
+            img = _as_hwc(row["gallery"][c - 1])
+            ax.imshow(img)
+            color = TRUE_MATCH if row["match"][c - 1] else WRONG_MATCH
+            for s in ax.spines.values():
+                s.set_edgecolor(color)
+                s.set_linewidth(3)
+            if marked[c - 1]:
+                mark(ax, img)
+            ax.set_title(f"rank {c}", fontsize=7, color=color)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or f"Ranked gallery: top {topk} per query", fontsize=10, x=0.02, ha="left")
+    handles = [
+        Patch(facecolor="none", edgecolor=TRUE_MATCH, lw=2, label="same identity (true match)"),
+        Patch(facecolor="none", edgecolor=WRONG_MATCH, lw=2, label="other identity"),
+    ]
+    if any(row.get("query_marked") or any(row.get("marked") or []) for row in rows):
+        handles.append(Patch(facecolor=ANONYMIZED, label="face anonymized"))
+    fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=7, frameon=False)
     return fig
 
 
@@ -107,46 +299,36 @@ def ranked_results(
     topk: int = 8,
     query_indices: Sequence[int] | None = None,
     scale: float = 1.2,
+    title: str = "",
+    label: str = "",
 ):
-    """The query, then its top-k gallery matches (green frame: same pid, red: different).
+    """The query, then its top-k gallery matches (green frame: same pid, red: different), one row
+    per query in ``query_indices`` (default: the first four); drawn by :func:`ranked_rows`.
 
-    Gallery items with the query's pid AND camera are excluded (the Market1501 rule), so the
-    picture shows what the metric ranks. Ties are broken by gallery order (stable sort).
+    With cameras given, gallery items with the query's pid AND camera (and junk, pid -1) are
+    excluded (the Market-1501 rule, :func:`gallery_order`), so the picture shows what the metric
+    ranks. Ties are broken by gallery order (stable sort).
     """
-    plt = _plt()
     distmat = np.asarray(distmat.detach().cpu() if hasattr(distmat, "detach") else distmat)
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     qi = list(query_indices) if query_indices is not None else list(range(min(4, len(q_pids))))
-    fig, axes = plt.subplots(
-        len(qi),
-        topk + 1,
-        figsize=((topk + 1) * scale * 0.55 + 0.4, len(qi) * scale + 0.3),
-        squeeze=False,
-    )
-    for r, q in enumerate(qi):
-        order = np.argsort(distmat[q], kind="stable")
+    rows = []
+    for q in qi:
         if q_camids is not None and g_camids is not None:
-            keep = ~(
-                (g_pids[order] == q_pids[q])
-                & (np.asarray(g_camids)[order] == np.asarray(q_camids)[q])
-            )
-            order = order[keep]
-        ax = axes[r, 0]
-        ax.imshow(_as_hwc(query_images[q]))
-        ax.set_title(f"query {q_pids[q]}", fontsize=7)
-        for c, g in enumerate(order[:topk], start=1):
-            ax = axes[r, c]
-            ax.imshow(_as_hwc(gallery_images[g]))
-            color = "#1a9850" if g_pids[g] == q_pids[q] else "#d73027"
-            for s in ax.spines.values():
-                s.set_edgecolor(color)
-                s.set_linewidth(3)
-            ax.set_title(f"{c}", fontsize=7, color=color)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0, 0].figure.tight_layout(pad=0.3)
-    return fig
+            order = gallery_order(distmat[q], q_pids[q], np.asarray(q_camids)[q], g_pids, g_camids)
+        else:
+            order = np.argsort(distmat[q], kind="stable")
+        top = order[:topk]
+        rows.append(
+            {
+                "label": f"{label}\nquery {q}".strip(),
+                "query_image": query_images[q],
+                "query_pid": q_pids[q],
+                "gallery": [gallery_images[g] for g in top],
+                "match": (g_pids[top] == q_pids[q]).tolist(),
+            }
+        )
+    return ranked_rows(rows, topk=topk, title=title, scale=scale)
 
 
 def delta_plot(
@@ -154,20 +336,27 @@ def delta_plot(
     x: str = "condition",
     y: str = "delta",
     hue: str | None = None,
-    ylabel: str = "change in mAP (points)",
+    ylabel: str = "change in mAP vs original (points)",
+    title: str = "Cost of face anonymization",
 ):
-    """Bar plot of paired differences with their bootstrap CI (columns ``ci_low``/``ci_high``)."""
+    """Bar plot of paired differences with their bootstrap CI (columns ``ci_low``/``ci_high``).
+
+    Bars: the mean paired difference; whiskers: its 95% bootstrap CI (said in the title).
+    Conditions (``x="condition"``) are in :func:`condition_order`: original first, each method's
+    query+gallery then query only, retrained last.
+    """
     plt = _plt()
     import pandas as pd
 
     df = pd.DataFrame(comparison)
-    fig, ax = plt.subplots(figsize=(max(3.5, 0.8 * len(df)), 3))
     groups = [None] if hue is None else list(dict.fromkeys(df[hue]))
-    xs = list(dict.fromkeys(df[x]))
+    xs = condition_order(df[x]) if x == "condition" else list(dict.fromkeys(df[x]))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(xs) + 1.5), 3.4))
     width = 0.8 / len(groups)
     for j, g in enumerate(groups):
         sub = df if g is None else df[df[hue] == g]
-        pos = [xs.index(v) + (j - (len(groups) - 1) / 2) * width for v in sub[x]]
+        sub = sub.iloc[np.argsort([xs.index(str(v)) for v in sub[x]], kind="stable")]
+        pos = [xs.index(str(v)) + (j - (len(groups) - 1) / 2) * width for v in sub[x]]
         yerr = None
         if {"ci_low", "ci_high"} <= set(sub.columns):
             yerr = np.vstack([sub[y] - sub["ci_low"], sub["ci_high"] - sub[y]])
@@ -175,7 +364,9 @@ def delta_plot(
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(xs)))
     ax.set_xticklabels(xs, rotation=20, ha="right")
+    ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n(bars: mean paired change; {CI_CAPTION})", fontsize=9)
     if hue is not None:
         ax.legend(fontsize=7, title=hue)
     fig.tight_layout()

@@ -93,3 +93,105 @@ def test_explorer_data_moves_boxes_with_resized_crops(tmp_path, monkeypatch):
     assert tuple(data.images.shape) == (2, 3, 128, 64)
     for d in data.detections:
         np.testing.assert_allclose(d[0, :4], [16, 0, 32, 16])
+
+
+def test_condition_order_original_methods_then_retrained():
+    from reidlab.plots import condition_order
+
+    got = condition_order(
+        ["zero", "blur (retrained)", "blur (query only)", "original", "blur", "zero (query only)"]
+    )
+    assert got == [
+        "original",
+        "zero",
+        "zero (query only)",
+        "blur",
+        "blur (query only)",
+        "blur (retrained)",
+    ]
+
+
+def test_delta_plot_title_units_and_order():
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "condition": ["blur (retrained)", "zero", "blur", "blur (query only)"],
+            "delta": [-0.5, -2.0, -1.0, -0.7],
+            "ci_low": [-1.0, -3.0, -1.5, -1.0],
+            "ci_high": [0.0, -1.0, -0.5, -0.4],
+        }
+    )
+    ax = delta_plot(df).axes[0]
+    assert "95% CI" in ax.get_title() and ax.get_title().startswith("Cost of face anonymization")
+    assert "(points)" in ax.get_ylabel()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["zero", "blur", "blur (query only)", "blur (retrained)"]
+    # each bar sits over its own condition's tick, whatever the input order
+    by_x = {round(p.get_x() + p.get_width() / 2): p.get_height() for p in ax.patches}
+    assert [by_x[i] for i in range(4)] == [-2.0, -1.0, -0.7, -0.5]
+
+
+def test_ranked_rows_marks_and_legend():
+    from reidlab.plots import ANONYMIZED, ranked_rows
+
+    img = np.zeros((16, 8, 3), np.uint8)
+    rows = [
+        {"label": "original", "query_image": img, "gallery": [img] * 3, "match": [1, 0, 0]},
+        {
+            "label": "blur (query+gallery)",
+            "query_image": img,
+            "query_marked": True,
+            "gallery": [img] * 3,
+            "match": [0, 1, 0],
+            "marked": [True, False, True],
+        },
+    ]
+    fig = ranked_rows(rows, topk=3, title="one query")
+    assert fig._suptitle.get_text() == "one query"
+    anon = [
+        sum(matplotlib.colors.to_hex(p.get_facecolor()) == ANONYMIZED for p in ax.patches)
+        for ax in fig.axes
+    ]
+    assert anon == [0, 0, 0, 0, 1, 1, 0, 1]  # row 2: the query and gallery items 1 and 3
+    assert [a.get_ylabel() for a in fig.axes[::4]] == ["original", "blur (query+gallery)"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "same identity (true match)",
+        "other identity",
+        "face anonymized",
+    ]
+    assert [fig.axes[c].get_title() for c in (1, 2, 3)] == ["rank 1", "rank 2", "rank 3"]
+
+
+def test_crop_grid_title_row_labels_and_box_legend():
+    imgs = [np.zeros((16, 8, 3), np.uint8)] * 4
+    fig = crop_grid(
+        imgs,
+        ncols=2,
+        title="crops",
+        row_labels=["query", "gallery"],
+        box_label="face box (ground truth)",
+    )
+    assert fig._suptitle.get_text() == "crops"
+    assert [fig.axes[0].get_ylabel(), fig.axes[2].get_ylabel()] == ["query", "gallery"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["face box (ground truth)"]
+
+
+def test_gallery_order_drops_same_camera_and_junk():
+    from reidlab.plots import gallery_order
+
+    # distances 0..4; gallery 0: same pid and camera (excluded), 3: junk (excluded)
+    order = gallery_order([0, 1, 2, 3, 4], 5, 0, [5, 5, 7, -1, 8], [0, 1, 0, 1, 2])
+    assert order.tolist() == [1, 2, 4]
+
+
+def test_fmt_value_three_significant_digits():
+    from reidlab.plots import fmt_value
+
+    assert [fmt_value(v) for v in (1.2000000000000002, 0.6500000000000001, 4, "box")] == [
+        "1.2",
+        "0.65",
+        "4",
+        "box",
+    ]
