@@ -150,3 +150,124 @@ def test_bad_input_is_one_clear_error():
     assert cue([True, True], 10, distmat=d) == cue([True, True], 10, distmat=DIST)
     with pytest.raises(ValueError, match="k must be"):
         top_valid_matches(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, k=0)
+
+
+# --------------------------------------------------------------------------- through evaluate
+def pool_net():
+    """A fixed feature map (4x2 average pools of the image): deterministic, nothing to train."""
+    import torch
+
+    class PoolNet(torch.nn.Module):
+        input_size = (32, 16)
+        pixel_mean, pixel_std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+        name = "poolnet"
+
+        def forward(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x, (4, 2)).flatten(1)
+
+    return PoolNet().eval()
+
+
+def _zero(images, boxes, valid):  # a stand-in anonymizer: black inside the boxes
+    out = images.clone()
+    for i in range(images.shape[0]):
+        for (x1, y1, x2, y2), v in zip(boxes[i].tolist(), valid[i].tolist()):
+            if v:
+                out[i, :, int(y1) : int(y2) + 1, int(x1) : int(x2) + 1] = 0
+    return out
+
+
+def test_evaluate_keeps_what_the_cue_needs(synthetic_root, tmp_path):
+    from reidlab.datasets import build_dataset
+    from reidlab.datasets.synthetic import load_face_boxes
+    from reidlab.evaluation import EvalResult, evaluate, extract_features, pairwise_distance
+    from reidlab.evaluation.coverage import result_coverage_cue
+    from reidlab.faces import dataset_boxes
+
+    ds = build_dataset("synthetic", synthetic_root)
+    gt = load_face_boxes(synthetic_root)
+    boxes, _ = dataset_boxes(ds, "oracle", splits=("query", "gallery"), progress=False)
+    model = pool_net()
+    res = evaluate(
+        model, ds, boxes=boxes, query_anonymizer=_zero, gallery_anonymizer=_zero,
+        progress=False, keep_topk=5,
+    )  # fmt: skip
+    q_pids, q_cams = [s.pid for s in ds.query], [s.camid for s in ds.query]
+    g_pids, g_cams = [s.pid for s in ds.gallery], [s.camid for s in ds.gallery]
+    # the ranking from the parts, ranked by brute force
+    kw = {"size": (32, 16), "mean": model.pixel_mean, "std": model.pixel_std, "progress": False}
+    kw["boxes"] = boxes
+    qf = extract_features(model, ds.query, anonymizer=_zero, **kw)
+    gf = extract_features(model, ds.gallery, anonymizer=_zero, **kw)
+    d = pairwise_distance(qf, gf).numpy()
+    np.testing.assert_array_equal(
+        res.per_query["top_gallery"], brute_top(d, q_pids, g_pids, q_cams, g_cams, 5)
+    )
+    # boxed = the crop has a ground-truth face (fronts, not backs)
+    q_boxed = np.array([len(gt[s.path]) > 0 for s in ds.query])
+    g_boxed = np.array([len(gt[s.path]) > 0 for s in ds.gallery])
+    assert q_boxed.any() and not q_boxed.all()
+    np.testing.assert_array_equal(res.per_query["boxed"], q_boxed)
+    np.testing.assert_array_equal(res.per_gallery["boxed"], g_boxed)
+    np.testing.assert_array_equal(res.per_gallery["pid"], g_pids)
+    c = result_coverage_cue(res)
+    share, chance = brute_cue(d, q_pids, g_pids, q_cams, g_cams, q_boxed, g_boxed, 5)
+    assert c["anon_share_query"] == pytest.approx(q_boxed.mean())
+    assert c["anon_share_gallery"] == pytest.approx(g_boxed.mean())
+    assert c["wrong_top5_anon_share"] == pytest.approx(share)
+    assert c["wrong_top5_anon_share_chance"] == pytest.approx(chance)
+    assert result_coverage_cue(res, k=2) == coverage_cue(
+        q_pids, g_pids, q_cams, g_cams, q_boxed, g_boxed, distmat=d, k=2
+    )
+    # JSON round trip keeps the arrays and their dtypes
+    back = EvalResult.from_json(res.to_json(tmp_path / "r.json"))
+    assert back.per_query["boxed"].dtype == bool and back.per_gallery["boxed"].dtype == bool
+    assert result_coverage_cue(back) == c
+    # without keep_topk nothing is kept, and asking for the cue says how to get it
+    plain = evaluate(model, ds, boxes=boxes, progress=False)
+    assert "top_gallery" not in plain.per_query and plain.per_gallery == {}
+    with pytest.raises(ValueError, match="keep_topk"):
+        result_coverage_cue(plain)
+    with pytest.raises(ValueError, match="k must be in"):
+        result_coverage_cue(res, k=6)
+    with pytest.raises(ValueError, match="keep_topk must be a positive integer"):
+        evaluate(model, ds, progress=False, keep_topk=0)
+
+
+def test_full_coverage_boxes_every_crop_and_the_shares_are_one(synthetic_root):
+    from reidlab.datasets import build_dataset
+    from reidlab.datasets.synthetic import load_face_boxes
+    from reidlab.evaluation import evaluate
+    from reidlab.evaluation.coverage import result_coverage_cue
+    from reidlab.faces import dataset_boxes
+    from reidlab.faces.prior import HeadPrior, head_prior_box
+
+    ds = build_dataset("synthetic", synthetic_root)
+    gt = load_face_boxes(synthetic_root)
+    splits = ("query", "gallery")
+    boxes, info = dataset_boxes(ds, "oracle", splits=splits, full_coverage=True, progress=False)
+    assert info["full_coverage"] is True and info["fail_closed"] == vars(HeadPrior())
+    crops = ds.query + ds.gallery
+    for s in crops:  # detections where found, the default head prior elsewhere
+        want = gt[s.path] if len(gt[s.path]) else head_prior_box(128, 64, HeadPrior())[None, :4]
+        np.testing.assert_allclose(boxes[s.path], want, atol=1e-4)
+    assert info["face_rate_query"] == info["face_rate_gallery"] == 1.0
+    assert info["detection_rate_query"] < 1.0
+    # fail_closed's own prior is the one used when it is given
+    b2, i2 = dataset_boxes(
+        ds, "oracle", splits=splits, full_coverage=True, fail_closed=0.2, progress=False
+    )
+    back = next(s.path for s in crops if not len(gt[s.path]))
+    np.testing.assert_allclose(b2[back], head_prior_box(128, 64, HeadPrior(0.2))[None, :4])
+    assert i2["fail_closed"] == 0.2 and i2["full_coverage"] is True
+    _, off = dataset_boxes(ds, "oracle", splits=splits, progress=False)
+    assert off["full_coverage"] is False and off["face_rate_query"] < 1.0
+
+    res = evaluate(
+        pool_net(), ds, boxes=boxes, query_anonymizer=_zero, gallery_anonymizer=_zero,
+        progress=False, keep_topk=10,
+    )  # fmt: skip
+    assert res.per_query["boxed"].all() and res.per_gallery["boxed"].all()
+    c = result_coverage_cue(res)
+    assert c["anon_share_query"] == c["anon_share_gallery"] == 1.0
+    assert c["wrong_top10_anon_share"] == c["wrong_top10_anon_share_chance"] == 1.0

@@ -181,3 +181,25 @@ def coverage_cue(
         f"wrong_top{k}_count": n_wrong,
         "anon_queries": int(qa.sum()),
     }
+
+
+def result_coverage_cue(result, k: int | None = None) -> dict[str, Any]:
+    """:func:`coverage_cue` of an :class:`~reidlab.evaluation.EvalResult` from
+    ``evaluate(..., keep_topk=...)`` (no features recomputed); ``k`` defaults to the kept top-k.
+
+    The flags are the crops with a face box, whether or not the result's anonymizers ran: an
+    original ranking gives the cue with the crops the anonymizer *would* change.
+    """
+    pq, pg = result.per_query, result.per_gallery
+    if "top_gallery" not in pq or "boxed" not in pg:
+        raise ValueError(
+            "this result has no top-k ranking: evaluate(..., keep_topk=10) keeps what the "
+            "coverage cue needs"
+        )
+    top = np.asarray(pq["top_gallery"], np.int64).reshape(len(pq["pid"]), -1)
+    k = top.shape[1] if k is None else int(k)
+    if not 1 <= k <= top.shape[1]:
+        raise ValueError(f"k must be in [1, {top.shape[1]}] (the kept top-k), got {k}")
+    return coverage_cue(
+        pq["pid"], pg["pid"], pq["camid"], pg["camid"], pq["boxed"], pg["boxed"], ranked=top, k=k
+    )

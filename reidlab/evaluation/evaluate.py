@@ -29,6 +29,13 @@ def _anon_settings(anonymizer) -> dict[str, Any] | None:
     return {"repr": repr(anonymizer)}
 
 
+def _boxed(samples, boxes: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """bool per sample: it has at least one face box, so an anonymizer changes it (the loader
+    gives a path absent from ``boxes`` no box)."""
+    boxes = boxes or {}
+    return np.array([np.size(boxes.get(s.path, ())) > 0 for s in samples], dtype=bool)
+
+
 def evaluate(
     model,
     dataset,
@@ -42,6 +49,7 @@ def evaluate(
     extra_settings: Mapping[str, Any] | None = None,
     feature_cache: MutableMapping | None = None,
     label: str = "",
+    keep_topk: int | None = None,
     **overrides: Any,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset``'s query/gallery split (Market-1501 protocol).
@@ -63,6 +71,11 @@ def evaluate(
             and settings (the original gallery of every "query only" condition is extracted once).
             Anonymized splits are always extracted anew (a seeded noise fill draws new noise).
         label: prefix of the progress bars (e.g. ``"tiny seed 0 blur (query only)"``).
+        keep_topk: also keep, for the coverage cue (:mod:`reidlab.evaluation.coverage`), each
+            query's ``keep_topk`` nearest gallery indices after the Market-1501 rule
+            (``per_query["top_gallery"]``) and which crops have a face box, i.e. are anonymized
+            when their split is (``per_query["boxed"]``, ``per_gallery["boxed"]``, with the
+            gallery's ``pid`` and ``camid``). ``None``: not kept.
         **overrides: :class:`EvalConfig` fields replacing ``config``'s
             (``evaluate(model, ds, distance="cosine", flip=True)``); an unknown name is a
             ``TypeError`` listing the known ones, a bad value a ``ValueError`` naming it.
@@ -70,6 +83,10 @@ def evaluate(
     Returns:
         :class:`EvalResult` (metrics as fractions in [0, 1]).
     """
+    if keep_topk is not None and (
+        isinstance(keep_topk, bool) or not isinstance(keep_topk, (int, np.integer)) or keep_topk < 1
+    ):
+        raise ValueError(f"keep_topk must be a positive integer or None, got {keep_topk!r}")
     if config is None:
         config = EvalConfig()
     elif isinstance(config, Mapping):
@@ -211,4 +228,15 @@ def evaluate(
         "camid": q_cams,
         "path": np.array([s.path for s in query], dtype=object),
     }
-    return EvalResult(metrics=metrics, settings=settings, per_query=per_query)
+    per_gallery: dict[str, np.ndarray] = {}
+    if keep_topk is not None:
+        from reidlab.evaluation.coverage import top_valid_matches
+
+        per_query["top_gallery"] = top_valid_matches(
+            distmat, q_pids, g_pids, q_cams, g_cams, int(keep_topk)
+        )
+        per_query["boxed"] = _boxed(query, boxes)
+        per_gallery = {"pid": g_pids, "camid": g_cams, "boxed": _boxed(gallery, boxes)}
+    return EvalResult(
+        metrics=metrics, settings=settings, per_query=per_query, per_gallery=per_gallery
+    )

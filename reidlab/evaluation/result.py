@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 
 PER_QUERY_KEYS = ("ap", "inp", "first_hit_rank", "num_positives", "valid", "pid", "camid", "path")
+# kept by ``evaluate(..., keep_topk=k)``, for the coverage cue (reidlab.evaluation.coverage)
+TOPK_QUERY_KEYS = ("top_gallery", "boxed")
+PER_GALLERY_KEYS = ("pid", "camid", "boxed")
+_BOOL_KEYS = ("valid", "boxed")
 
 
 def _jsonable(x: Any) -> Any:
@@ -37,6 +41,21 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _arrays(d: dict) -> dict[str, np.ndarray]:
+    """Per-query or per-gallery JSON lists back to arrays of their dtypes."""
+    out = {}
+    for k, v in d.items():
+        if k in ("ap", "inp"):
+            out[k] = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+        elif k in _BOOL_KEYS:
+            out[k] = np.asarray(v, dtype=bool)
+        elif k == "path":
+            out[k] = np.asarray(v, dtype=object)
+        else:
+            out[k] = np.asarray(v, dtype=np.int64)
+    return out
+
+
 @dataclass
 class EvalResult:
     """Result of :func:`reidlab.evaluation.evaluate`.
@@ -49,12 +68,18 @@ class EvalResult:
             query and gallery, feature layer, ...).
         per_query: arrays of length Q in query order: ``ap``, ``inp`` (NaN when skipped),
             ``first_hit_rank`` (1-based, -1 when skipped), ``num_positives``, ``valid``,
-            ``pid``, ``camid``, ``path``.
+            ``pid``, ``camid``, ``path``; with ``evaluate(..., keep_topk=k)`` also
+            ``top_gallery`` (``(Q, k)`` gallery indices of each query's k nearest items after the
+            Market-1501 rule, ``-1`` padding) and ``boxed`` (the crop has a face box: the
+            query anonymizer anonymizes it, or would).
+        per_gallery: with ``keep_topk``: arrays of length G in gallery order: ``pid``,
+            ``camid``, ``boxed``; else empty.
     """
 
     metrics: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
+    per_gallery: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def mAP(self) -> float:
@@ -69,6 +94,7 @@ class EvalResult:
             "metrics": _jsonable(self.metrics),
             "settings": _jsonable(self.settings),
             "per_query": _jsonable(self.per_query),
+            "per_gallery": _jsonable(self.per_gallery),
         }
 
     def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
@@ -86,21 +112,12 @@ class EvalResult:
         if not text.lstrip().startswith("{"):
             text = Path(source).read_text()
         d = json.loads(text)
-        pq = {}
-        for k, v in d.get("per_query", {}).items():
-            if k in ("ap", "inp"):
-                pq[k] = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-            elif k == "valid":
-                pq[k] = np.asarray(v, dtype=bool)
-            elif k == "path":
-                pq[k] = np.asarray(v, dtype=object)
-            else:
-                pq[k] = np.asarray(v, dtype=np.int64)
+        pq, pg = _arrays(d.get("per_query", {})), _arrays(d.get("per_gallery", {}))
         metrics = dict(d["metrics"])
         for k in ("mAP", "mINP"):
             if metrics.get(k) is None:
                 metrics[k] = float("nan")
-        return cls(metrics=metrics, settings=d.get("settings", {}), per_query=pq)
+        return cls(metrics=metrics, settings=d.get("settings", {}), per_query=pq, per_gallery=pg)
 
     def to_row(self, prefix_settings: bool = False) -> dict[str, Any]:
         """One flat dict (scalars only) for a pandas results table.

@@ -20,6 +20,16 @@ from reidlab.faces.prior import HeadPrior
 SPLITS = ("train", "query", "gallery")
 
 
+def coverage_prior(fail_closed=None, full_coverage: bool = False) -> HeadPrior | None:
+    """The head prior images without a detection get: ``fail_closed``'s
+    (:meth:`HeadPrior.from_option`); with ``full_coverage`` and no ``fail_closed``, the default
+    :class:`HeadPrior`; else ``None`` (such images stay without a box)."""
+    prior = HeadPrior.from_option(fail_closed)
+    if prior is None and full_coverage:
+        prior = HeadPrior()
+    return prior
+
+
 def dataset_boxes(
     dataset,
     detector: Detector | str,
@@ -28,6 +38,7 @@ def dataset_boxes(
     params: Mapping | None = None,
     cache_dir=None,
     fail_closed=None,
+    full_coverage: bool = False,
     progress: bool = True,
     batch_size: int = 64,
 ) -> tuple[dict[str, np.ndarray], dict]:
@@ -42,6 +53,10 @@ def dataset_boxes(
         params: settings when ``detector`` is a name (``None`` values = the backend's defaults).
         cache_dir: detection cache (``None`` = the default cache, ``False`` = none).
         fail_closed: head prior for images without a detection (see :func:`detect_split`).
+        full_coverage: every image gets at least one box: its detections, else the head prior
+            (``fail_closed``'s, or :class:`~reidlab.faces.prior.HeadPrior`'s defaults when
+            ``fail_closed`` is not given). The study's "full coverage" condition, which removes
+            the coverage cue (:mod:`reidlab.evaluation.coverage`): every crop is anonymized.
         progress: tqdm bars.
         batch_size: images per ``detect_batch`` call.
 
@@ -49,7 +64,8 @@ def dataset_boxes(
         ``(boxes, info)``: ``boxes`` maps each image's absolute path to ``(K, 4)`` float32 boxes
         (fail-closed prior boxes included; images without any box are absent, which loaders read
         as K=0). ``info``: ``detector`` (name), ``detector_params`` (every setting, defaults
-        included), ``fail_closed``, and per split ``face_rate_<split>`` (share of crops with a box,
+        included), ``fail_closed`` (the prior used, or ``None``), ``full_coverage`` (whether
+        every image has a box: ``full_coverage`` or ``fail_closed`` was given), and per split ``face_rate_<split>`` (share of crops with a box,
         prior boxes included) and ``detection_rate_<split>`` (share with a detected box).
     """
     if isinstance(detector, str):
@@ -58,11 +74,16 @@ def dataset_boxes(
         detector = detector_from_config(detector, params, root=dataset.root)
     elif params:
         raise ValueError("dataset_boxes: params= only goes with a detector name")
-    prior = HeadPrior.from_option(fail_closed)
+    prior = coverage_prior(fail_closed, full_coverage)
+    if fail_closed is None or isinstance(fail_closed, HeadPrior):
+        recorded = None if prior is None else asdict(prior)
+    else:
+        recorded = fail_closed  # as given: a height or a dict
     info: dict = {
         "detector": detector.name,
         "detector_params": dict(detector.params),
-        "fail_closed": asdict(prior) if isinstance(fail_closed, HeadPrior) else fail_closed,
+        "fail_closed": recorded,
+        "full_coverage": prior is not None,
     }
     boxes: dict[str, np.ndarray] = {}
     for split in splits:

@@ -7,8 +7,10 @@ threshold=0.45, flip_tta=True, box_scale=1.3``). The help lines quote those defa
 signatures.
 
 * :func:`add_detector_arguments` ``(parser_or_group)``: ``--detector --model --upscale --threshold
-  --flip-tta/--no-flip-tta --box-scale --head-region --fail-closed --threads`` (all default to
-  ``None`` = "not given");
+  --flip-tta/--no-flip-tta --box-scale --head-region --fail-closed --full-coverage --threads``
+  (all default to ``None`` = "not given"; ``--full-coverage`` is a switch that fills
+  ``fail_closed`` with the default head prior when ``--fail-closed`` is not given, so every command
+  that reads ``args.fail_closed`` gives every image a box);
 * :func:`detector_from_args` ``(args, root=None)`` and :func:`detector_from_config`
   ``(name, params, root=None)`` build the detector with only the settings given; a backend that
   answers by path (the oracle) gets ``root``;
@@ -31,6 +33,7 @@ from reidlab.faces.base import (
     available_detectors,
     detector_class,
 )
+from reidlab.faces.prior import HeadPrior
 from reidlab.params import Param
 
 DEFAULT_DETECTOR = "centerface"
@@ -96,7 +99,32 @@ FAIL_CLOSED = Param(
     optional=True,
 )
 
+# The study's full-coverage switch: every crop gets a box (detections, else the head prior), so
+# every crop of an anonymized split is anonymized. One code path with fail_closed: it only turns
+# the prior on (reidlab.faces.dataset.coverage_prior; ExperimentConfig.full_coverage).
+FULL_COVERAGE = Param(
+    "full_coverage",
+    bool,
+    False,
+    "anonymize every crop: detector boxes where found, the head prior (--fail-closed's, "
+    f"default {HeadPrior().height:g} of the height) for every crop without one",
+)
+
 _BY_NAME = {p.name: p for p in (MODEL, *DETECTOR_PARAMS, FAIL_CLOSED)}
+
+
+class _FullCoverageAction(argparse.Action):
+    """``--full-coverage``: ``full_coverage=True`` and, unless ``--fail-closed`` gives a height
+    (before or after it), ``fail_closed`` = the default head prior's height."""
+
+    def __init__(self, option_strings, dest, fail_closed_dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kw)
+        self.fail_closed_dest = fail_closed_dest
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True)
+        if getattr(namespace, self.fail_closed_dest, None) is None:
+            setattr(namespace, self.fail_closed_dest, HeadPrior().height)
 
 
 def backend_defaults(name: str) -> dict:
@@ -128,8 +156,10 @@ def _default_note(param: Param) -> str:
 def add_detector_arguments(parser, *, exclude: Iterable[str] = (), dest_prefix: str = "") -> None:
     """Add the detector flags to ``parser`` (or an argument group); every default is ``None``.
 
-    ``exclude``: names of settings to leave out (e.g. ``{"fail_closed"}``). ``--detector``'s
-    default is ``None`` too; :func:`detector_from_args` reads it as :data:`DEFAULT_DETECTOR`.
+    ``exclude``: names of settings to leave out (e.g. ``{"fail_closed"}``, which leaves out
+    ``--full-coverage`` too). ``--detector``'s default is ``None`` too;
+    :func:`detector_from_args` reads it as :data:`DEFAULT_DETECTOR`. ``--full-coverage``
+    (:data:`FULL_COVERAGE`, default ``False``) sets ``fail_closed`` when it is not given.
     """
     exclude = set(exclude)
     if "detector" not in exclude:
@@ -155,6 +185,14 @@ def add_detector_arguments(parser, *, exclude: Iterable[str] = (), dest_prefix: 
             kw["metavar"] = "FRAC" if p.high == 1 else ("N" if p.type is int else "X")
         note = "" if p is FAIL_CLOSED else _default_note(p)
         parser.add_argument(p.cli_flag, help=(p.help + note).replace("%", "%%"), **kw)
+    if not exclude & {"fail_closed", "full_coverage"}:
+        parser.add_argument(
+            FULL_COVERAGE.cli_flag,
+            dest=dest_prefix + FULL_COVERAGE.name,
+            action=_FullCoverageAction,
+            fail_closed_dest=dest_prefix + FAIL_CLOSED.name,
+            help=FULL_COVERAGE.help,
+        )
 
 
 def detector_settings(args: argparse.Namespace, dest_prefix: str = "") -> tuple[str, dict]:
