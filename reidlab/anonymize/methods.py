@@ -38,7 +38,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reidlab.anonymize.masks import MASK_SHAPES
+from reidlab.anonymize.masks import (
+    DEFAULT_MASK_DILATE,
+    DEFAULT_MASK_THRESHOLD,
+    MASK_KINDS,
+    MAX_DILATE,
+)
 from reidlab.anonymize.ops import blur_faces, fill_faces, pixelate_faces, zero_faces
 from reidlab.params import Param
 
@@ -58,8 +63,9 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "mask",
         str,
         "box",
-        "mask shape: the (scaled) box, or the ellipse inscribed in it",
-        choices=MASK_SHAPES,
+        "mask: the (scaled) box, the ellipse inscribed in it, or segmentation (exactly the pixels "
+        "of the detector's face map, thresholded and dilated; images without one get their boxes)",
+        choices=MASK_KINDS,
         widget={"label": "mask"},
     ),
     Param(
@@ -86,7 +92,28 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "soft mask edge relative to the scaled box's shorter side (adds to --feather)",
         low=0,
     ),
+    Param(
+        "mask_threshold",
+        float,
+        DEFAULT_MASK_THRESHOLD,
+        "--mask segmentation: a pixel is face where the face map is >= this probability",
+        low=0,
+        low_open=True,
+        high=1,
+    ),
+    Param(
+        "mask_dilate",
+        int,
+        DEFAULT_MASK_DILATE,
+        "--mask segmentation: dilate the thresholded face map by this many px (square kernel)",
+        low=0,
+        high=MAX_DILATE,
+    ),
 )
+
+#: Common settings that only mean something for ``mask="segmentation"``: recorded only then (so
+#: the recorded settings of box and ellipse masks are what they were before segmentation existed).
+SEGMENTATION_ONLY = ("mask_threshold", "mask_dilate")
 
 COMMON_NAMES = tuple(p.name for p in COMMON_PARAMS)
 
@@ -170,9 +197,12 @@ class Method:
 
     def record(self, values: Mapping[str, Any]) -> dict:
         """The JSON-able settings to record: ``method``, every param's value (tuples as lists,
-        overridden ones as ``None``), then the :attr:`recorded` facts."""
+        overridden ones as ``None``; :data:`SEGMENTATION_ONLY` ones only for segmentation masks),
+        then the :attr:`recorded` facts."""
         out: dict[str, Any] = {"method": self.name}
         for p in self.all_params:
+            if p.name in SEGMENTATION_ONLY and values.get("mask") != "segmentation":
+                continue
             v = values[p.name]
             out[p.name] = list(v) if isinstance(v, tuple) else v
         for given, unused in self.overrides.items():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from reidlab.anonymize.methods import METHODS, get_method
+from reidlab.anonymize.methods import METHODS, SEGMENTATION_ONLY, get_method
 
 __all__ = ["METHODS", "Anonymizer"]
 
@@ -26,7 +26,10 @@ class Anonymizer(nn.Module):
         **settings: the common settings and the method's own, by name; omitted ones take their
             defaults. A setting of another method (``blocks=`` for blur), an unknown one or a bad
             value raises ``ValueError`` naming it. Common to all:
-            ``mask`` (``"box"`` or ``"ellipse"``, inscribed in the scaled box), ``scale`` (box
+            ``mask`` (``"box"``, ``"ellipse"`` inscribed in the scaled box, or ``"segmentation"``:
+            exactly the pixels of ``face_maps`` given to :meth:`forward`, thresholded at
+            ``mask_threshold`` (0.02) and dilated by ``mask_dilate`` px (2); an image without a
+            map, or with nothing above the threshold, gets its boxes' mask), ``scale`` (box
             enlargement about its centre; detector boxes are tight, 1.2 also covers hair line and
             chin), ``feather`` (soft mask edge in pixels, inwards), ``feather_rel`` (relative to the
             box's shorter side). The built-in methods' own:
@@ -84,9 +87,18 @@ class Anonymizer(nn.Module):
         boxes: Tensor | Sequence[Tensor],
         valid: Tensor | None = None,
         inplace: bool = False,
+        face_maps=None,
     ) -> Tensor:
-        """Anonymize ``images`` :math:`(B, C, H, W)` at ``boxes``; see the class docstring."""
+        """Anonymize ``images`` :math:`(B, C, H, W)` at ``boxes``; see the class docstring.
+
+        ``face_maps`` (per-pixel face maps, :math:`(B, h, w)` or a list with ``None`` for images
+        without one) are used by ``mask="segmentation"`` and ignored by the other masks."""
         kw = dict(self.values)
+        if kw["mask"] == "segmentation":
+            kw["face_maps"] = face_maps
+        else:  # the box masks' ops are called exactly as before segmentation existed
+            for name in SEGMENTATION_ONLY:
+                kw.pop(name, None)
         if "seed" in kw:  # the registry's convention: a seed reaches the op as a generator
             del kw["seed"]
             kw["generator"] = self._generator(images.device)

@@ -11,6 +11,10 @@ loop) and why they are fast: :mod:`reidlab.anonymize.engine`. The operator matri
 pixelation: :mod:`reidlab.anonymize.operators`. Which ops the :class:`~reidlab.anonymize.Anonymizer`
 offers, with their settings: :mod:`reidlab.anonymize.methods`.
 
+``mask="segmentation"`` anonymizes exactly the pixels of a per-pixel face map (thresholded and
+dilated, :func:`reidlab.anonymize.masks.segmentation_masks`) through the same windows and blend:
+each image's window is the bounding box of its mask.
+
 Input policy (same for every op):
     * ``images`` must be floating point; ``uint8`` is *rejected* (TypeError) rather than silently
       converted, because the [0, 1] scale is part of the contract (``images.float() / 255``).
@@ -45,7 +49,7 @@ from reidlab.anonymize.engine import (
     _scatter,
     _shared_operator,
 )
-from reidlab.anonymize.masks import _check_param
+from reidlab.anonymize.masks import DEFAULT_MASK_DILATE, DEFAULT_MASK_THRESHOLD, _check_param
 from reidlab.anonymize.operators import _blur_matrices, _pixelate_matrices
 
 __all__ = [
@@ -93,6 +97,9 @@ def blur_faces(
     feather_rel: float | Tensor = 0.0,
     truncate: float = 3.0,
     inplace: bool = False,
+    face_maps=None,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    mask_dilate: int = DEFAULT_MASK_DILATE,
 ) -> Tensor:
     r"""Gaussian-blur the face boxes, with a blur strength relative to each face's size.
 
@@ -109,12 +116,21 @@ def blur_faces(
         valid: :math:`(B, K)` bool, ``None`` = all valid.
         sigma_rel: blur std relative to the box height, scalar or :math:`(B,)`; differentiable.
         sigma: absolute blur std in pixels (overrides ``sigma_rel``), scalar or :math:`(B,)`.
-        mask: ``"box"`` or ``"ellipse"``.
+        mask: ``"box"``, ``"ellipse"``, or ``"segmentation"`` (the pixels of ``face_maps``; see
+            :mod:`reidlab.anonymize.masks`).
         scale: box enlargement about its centre, scalar or :math:`(B,)`.
         feather: soft mask edge in pixels (inwards), scalar or :math:`(B,)`.
         feather_rel: soft edge relative to the scaled box's shorter side.
         truncate: kernel radius in sigmas.
         inplace: write into ``images`` instead of a copy (for data loading without autograd).
+        face_maps: for ``mask="segmentation"``: per-pixel face maps, :math:`(B, h, w)` or a list
+            of ``B`` maps (``None`` = none for that image), probabilities in ``[0, 1]`` or binary;
+            enlarged bilinearly to the image size when smaller. An image without a map, or whose
+            map has nothing above ``mask_threshold``, gets its boxes' mask (fail closed).
+        mask_threshold: a map pixel is face when ``>= mask_threshold`` (segmentation only).
+        mask_dilate: dilate the thresholded map by this many pixels, square kernel (segmentation
+            only). In segmentation mode each image's region is the bounding box of its mask, and
+            ``sigma_rel`` is relative to that region's height.
 
     Returns:
         :math:`(B, C, H, W)`, same dtype and device; pixels outside the masks bit-identical.
@@ -136,7 +152,19 @@ def blur_faces(
         "sigma" if sigma is not None else "sigma_rel",
         True,
     )
-    p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
+    p = _gather(
+        images,
+        boxes,
+        valid,
+        mask,
+        scale,
+        feather,
+        feather_rel,
+        inplace,
+        face_maps,
+        mask_threshold,
+        mask_dilate,
+    )
     if p is None:
         return images
     if sigma is not None:
@@ -183,6 +211,9 @@ def pixelate_faces(
     feather: float | Tensor = 0.0,
     feather_rel: float | Tensor = 0.0,
     inplace: bool = False,
+    face_maps=None,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    mask_dilate: int = DEFAULT_MASK_DILATE,
 ) -> Tensor:
     r"""Pixelate (mosaic) the face boxes into ``blocks x blocks`` cells.
 
@@ -213,7 +244,19 @@ def pixelate_faces(
         True
     """
     _check_param(blocks, "blocks", True)
-    p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
+    p = _gather(
+        images,
+        boxes,
+        valid,
+        mask,
+        scale,
+        feather,
+        feather_rel,
+        inplace,
+        face_maps,
+        mask_threshold,
+        mask_dilate,
+    )
     if p is None:
         return images
     n = torch.as_tensor(blocks, device=images.device)
@@ -256,6 +299,9 @@ def fill_faces(
     feather: float | Tensor = 0.0,
     feather_rel: float | Tensor = 0.0,
     inplace: bool = False,
+    face_maps=None,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    mask_dilate: int = DEFAULT_MASK_DILATE,
 ) -> Tensor:
     r"""Fill the face boxes with a constant colour, the image's mean colour, noise, or black.
 
@@ -283,7 +329,19 @@ def fill_faces(
     """
     if fill not in FILL_MODES:
         raise ValueError(f"fill: expected one of {FILL_MODES}, got {fill!r}")
-    p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
+    p = _gather(
+        images,
+        boxes,
+        valid,
+        mask,
+        scale,
+        feather,
+        feather_rel,
+        inplace,
+        face_maps,
+        mask_threshold,
+        mask_dilate,
+    )
     if p is None:
         return images
     shape = p.shape
@@ -324,6 +382,9 @@ def map_faces(
     feather: float | Tensor = 0.0,
     feather_rel: float | Tensor = 0.0,
     inplace: bool = False,
+    face_maps=None,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    mask_dilate: int = DEFAULT_MASK_DILATE,
 ) -> Tensor:
     r"""Anonymize the face boxes with any function of the face windows: the quick way to write a
     new method (the engine does the boxes, masks, compositing and input checks).
@@ -350,7 +411,19 @@ def map_faces(
     """
     if fn is None:
         raise ValueError("map_faces: fn (the window function) is required")
-    p = _gather(images, boxes, valid, mask, scale, feather, feather_rel, inplace)
+    p = _gather(
+        images,
+        boxes,
+        valid,
+        mask,
+        scale,
+        feather,
+        feather_rel,
+        inplace,
+        face_maps,
+        mask_threshold,
+        mask_dilate,
+    )
     if p is None:
         return images
     windows = p.pixels.permute(0, 2, 1, 3)  # (N, hp, C, wp) -> (N, C, hp, wp)
