@@ -479,3 +479,61 @@ def test_evaluate_split_row(synthetic_root, tmp_path):
         if k in {s.path for s in ds.query}
     )
     assert row["detection_rate"] == pytest.approx(faces / len(ds.query))
+
+
+# --------------------------------------------------------------------------- face maps cache
+class FakeMapDetector(FakeDetector):
+    """A detector that gives maps: per image a (4, 2) map of known probabilities (the image's
+    mean red value / 255 in every cell, one cell exactly 0.02 and one a value between two codes)."""
+
+    name = "fakemap"
+    gives_maps = True
+
+    def face_maps(self, images):
+        self.map_calls = getattr(self, "map_calls", 0) + len(images)
+        out = []
+        for im in images:
+            m = np.full((4, 2), im[..., 0].mean() / 255, np.float32)
+            m[0, 0], m[3, 1] = 0.02, 0.0214  # 0.02 = 5.1/255, 0.0214 = 5.46/255: both code 6
+            out.append(m)
+        return out
+
+
+def test_face_maps_cache_round_trip(tmp_path):
+    from reidlab.faces.cache import MAPS_FILE, decode_maps, encode_maps, split_face_maps
+
+    # hand-computed codes: ceil(p * 255), so decoding never goes below p
+    assert encode_maps(np.array([0.0, 0.02, 0.0214, 5 / 255, 1.0])).tolist() == [0, 6, 6, 5, 255]
+    assert np.all(
+        decode_maps(encode_maps(np.linspace(0, 1, 1001))) >= np.linspace(0, 1, 1001) - 1e-7
+    )
+    with pytest.raises(DetectorError, match="finite probabilities"):
+        encode_maps(np.array([0.5, np.nan]))
+
+    root = tmp_path / "ds"
+    paths = _write_images(root / "imgs", 5, bright={2})
+    cache = tmp_path / "cache"
+    det = FakeMapDetector()
+    got = split_face_maps(det, paths, root, cache_dir=cache, progress=False, batch_size=2)
+    assert det.map_calls == 5 and set(got) == set(paths)
+    live = FakeMapDetector().face_maps([cv2.imread(p)[..., ::-1] for p in paths])
+    for p, m in zip(paths, live):
+        assert got[p].dtype == np.float32 and got[p].shape == (4, 2)
+        assert np.all(got[p] >= m - 1e-7) and np.all(got[p] - m < 1 / 255 + 1e-7)
+        assert got[p][0, 0] == np.float32(6 / 255)
+    # the file is numpy, no pickle, keyed by the images' sha1 like the boxes
+    folder = cache / f"fakemap-{det.key}"
+    with np.load(folder / MAPS_FILE, allow_pickle=False) as z:
+        assert sorted(z.files) == ["maps_4x2", "sha1_4x2"]
+        assert z["maps_4x2"].dtype == np.uint8 and len(z["sha1_4x2"]) == 5
+    # a second run computes nothing and gives the same maps
+    det2 = FakeMapDetector()
+    again = split_face_maps(det2, paths, root, cache_dir=cache, progress=False)
+    assert getattr(det2, "map_calls", 0) == 0
+    assert all(np.array_equal(again[p], got[p]) for p in paths)
+    # boxes and maps share the folder without disturbing each other
+    detect_split(det2, paths, root, cache_dir=cache, progress=False)
+    assert {f.name for f in folder.iterdir()} >= {MAPS_FILE, "boxes.parquet", "images.parquet"}
+    # a detector without maps says so in one line
+    with pytest.raises(DetectorError, match="fake gives boxes only"):
+        split_face_maps(FakeDetector(), paths, root, cache_dir=cache, progress=False)

@@ -195,12 +195,15 @@ class Detector:
         needs_paths: the backend answers by image file, not by pixels (the ground-truth oracle):
             :meth:`detect_batch` then requires ``paths`` and ``_detect(images, paths)`` gets them.
         model_param: the constructor keyword naming the backend's model file (``--model``), if any.
+        gives_maps: the backend also gives per-pixel face maps (:meth:`face_maps`), for
+            ``mask="segmentation"``; the others give boxes only.
     """
 
     name = "base"
     cacheable = True
     needs_paths = False
     model_param: str | None = None
+    gives_maps = False
 
     def __init__(
         self,
@@ -272,6 +275,16 @@ class Detector:
 
         paths = [str(p) for p in paths]
         return self.detect_batch([read_rgb(p) for p in paths], paths)
+
+    def face_maps(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per image, a float32 ``(h, w)`` map of face probabilities in [0, 1] at the backend's own
+        resolution (e.g. 1/4 of its input); consumers enlarge it bilinearly to the image size
+        (:func:`reidlab.anonymize.masks.segmentation_masks`). Only backends with
+        :attr:`gives_maps`; the others raise :class:`DetectorError`."""
+        raise DetectorError(
+            f"{self.name} gives boxes only, no per-pixel face maps; use a detector that gives "
+            "them (reidface) for --mask segmentation"
+        )
 
     def __call__(self, image: np.ndarray, path: str | None = None) -> np.ndarray:
         return self.detect_batch([image], None if path is None else [path])[0]

@@ -7,7 +7,14 @@ configuration)::
         config.json        name + params, for people reading the folder
         images.parquet     sha1, height, width of every image processed (including those with no face)
         boxes.parquet      sha1, x1, y1, x2, y2, score (one row per detected box)
+        maps.npz           per-pixel face maps of detectors that give them (:func:`split_face_maps`)
         .lock              taken (fcntl.flock) around every read and read-merge-write
+
+``maps.npz`` (numpy, read with ``allow_pickle=False``) holds, per map size ``h x w``, the arrays
+``sha1_<h>x<w>`` (``S40``, the images' SHA-1) and ``maps_<h>x<w>`` (``(N, h, w)`` uint8): each
+probability at the detector's own resolution (reidface: 32x16, 512 bytes an image) as
+``ceil(p * 255)``, rounded *up* so that a decoded map (``q / 255``) is never below the network's
+(a threshold on the cached map never drops a face pixel the live map would have kept).
 
 Entries are keyed by the SHA-1 of the file bytes, not by path: a changed file gets a new hash and is
 the only one re-run; a renamed or copied file is not re-run. Fail-closed prior boxes are never cached
@@ -32,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidlab.faces.base import Detector
+from reidlab.faces.base import Detector, DetectorError
 from reidlab.faces.prior import HeadPrior, head_prior_box
 from reidlab.hashing import file_hash
 
@@ -321,6 +328,127 @@ def detect_split(
             len(rels),
         )
     return df
+
+
+MAPS_FILE = "maps.npz"
+
+
+def encode_maps(maps: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] as uint8 ``ceil(p * 255)`` (rounded up: see the module docstring)."""
+    m = np.asarray(maps, dtype=np.float64)
+    if not np.isfinite(m).all() or m.min(initial=0) < 0 or m.max(initial=0) > 1:
+        raise DetectorError("face maps must hold finite probabilities in [0, 1]")
+    # (the small epsilon keeps p = k/255 stored as k despite float rounding of p * 255)
+    return np.ceil(m * 255 - 1e-6).clip(0, 255).astype(np.uint8)
+
+
+def decode_maps(codes: np.ndarray) -> np.ndarray:
+    """uint8 codes of :func:`encode_maps` as float32 probabilities ``q / 255``."""
+    return np.asarray(codes, dtype=np.float32) / np.float32(255)
+
+
+def _read_maps(folder: Path | None) -> dict[str, np.ndarray]:
+    """``{sha1: uint8 (h, w)}`` of a cache folder's ``maps.npz`` (the caller holds the lock)."""
+    path = None if folder is None else folder / MAPS_FILE
+    if path is None or not path.is_file():
+        return {}
+    out: dict[str, np.ndarray] = {}
+    with np.load(path, allow_pickle=False) as z:
+        for key in z.files:
+            if key.startswith("sha1_"):
+                shas, maps = z[key], z["maps_" + key[5:]]
+                out.update(zip(shas.astype(str).tolist(), maps))
+    return out
+
+
+def _save_maps(folder: Path, detector: Detector, new: dict[str, np.ndarray]) -> dict:
+    """Merge ``new`` ``{sha1: uint8 map}`` into the folder's ``maps.npz`` under the exclusive lock
+    (entries on disk win: the detector is deterministic); the merged maps."""
+    with cache_lock(folder, exclusive=True):
+        maps = _read_maps(folder)
+        for k, v in new.items():
+            maps.setdefault(k, v)
+        groups: dict[tuple, list] = {}
+        for k, v in maps.items():
+            groups.setdefault(v.shape, []).append(k)
+        arrays = {}
+        for (h, w), keys in groups.items():
+            arrays[f"sha1_{h}x{w}"] = np.array(keys, dtype="S40")
+            arrays[f"maps_{h}x{w}"] = np.stack([maps[k] for k in keys]).astype(np.uint8)
+        (folder / "config.json").write_text(
+            json.dumps({"name": detector.name, "params": detector.params}, sort_keys=True, indent=1)
+        )
+        tmp = folder / f".{MAPS_FILE}.tmp"
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+            np.savez_compressed(f, **arrays)
+        tmp.replace(folder / MAPS_FILE)
+    return maps
+
+
+def split_face_maps(
+    detector: Detector,
+    samples: Sequence,
+    root: str | Path,
+    cache_dir: str | Path | None | bool = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    save_every: int = SAVE_EVERY,
+) -> dict[str, np.ndarray]:
+    """Per-pixel face maps of every image of ``samples``, cached by content hash beside the boxes.
+
+    Args:
+        detector: a detector that gives maps (:attr:`~reidlab.faces.base.Detector.gives_maps`,
+            reidface); another raises :class:`~reidlab.faces.base.DetectorError`.
+        samples, root, cache_dir, batch_size, progress, save_every: as in :func:`detect_split`.
+
+    Returns:
+        ``{absolute path: float32 (h, w)}`` at the detector's resolution, decoded from the cached
+        uint8 form (:func:`decode_maps`, never below the network's probability; the live maps of
+        images computed now are encoded and decoded alike, so a result never depends on the cache).
+    """
+    from tqdm.auto import tqdm
+
+    from reidlab.imageio import read_rgb
+
+    if not detector.gives_maps:
+        detector.face_maps([])  # raises the detector's own "boxes only" error
+    root = Path(root)
+    paths = [_sample_path(s) for s in samples]
+    abs_paths = [p if os.path.isabs(p) else str(root / p) for p in paths]
+    shas = [
+        file_sha1(p) for p in tqdm(abs_paths, desc="hashing", disable=not progress, leave=False)
+    ]
+    folder = None
+    if cache_dir is not False and detector.cacheable and not detector.needs_paths:
+        folder = Path(cache_dir if cache_dir not in (None, True) else default_cache_dir())
+        folder = folder / f"{detector.name}-{detector.key}"
+    maps: dict[str, np.ndarray] = {}
+    if folder is not None and folder.is_dir():
+        with cache_lock(folder, exclusive=False):
+            maps = _read_maps(folder)
+    todo: dict[str, str] = {}
+    for p, k in zip(abs_paths, shas):
+        if k not in maps and k not in todo:
+            todo[k] = p
+    log.info("%s maps: %d images, %d to compute", detector.name, len(abs_paths), len(todo))
+    new: dict[str, np.ndarray] = {}
+    items = list(todo.items())
+    bar = tqdm(total=len(items), desc=f"face maps ({detector.name})", disable=not progress)
+    for s in range(0, len(items), batch_size):
+        chunk = items[s : s + batch_size]
+        got = detector.face_maps([read_rgb(p) for _, p in chunk])
+        for (k, _), m in zip(chunk, got):
+            new[k] = encode_maps(m)
+        bar.update(len(chunk))
+        if folder is not None and len(new) >= save_every:
+            maps = _save_maps(folder, detector, new)
+            new = {}
+    bar.close()
+    if folder is not None and new:
+        maps = _save_maps(folder, detector, new)
+    else:
+        maps.update(new)
+    return {p: decode_maps(maps[k]) for p, k in zip(abs_paths, shas)}
 
 
 def fail_closed_summary(df) -> dict:

@@ -14,8 +14,10 @@ Boxes: cells whose score (``sqrt(p * c)``: cell probability times the image-leve
 ``pixel_threshold`` form 8-connected components; a component whose maximum reaches ``threshold`` is
 a box (its cells mapped to original pixels), scored by that maximum. Every crop is resized to the
 network's 128x64 input (area when shrinking, bilinear when enlarging), so crops of any size work.
-:meth:`ReidFaceDetector.soft_masks` gives the per-pixel probability at the original size, for
-anonymizing exactly the predicted face pixels.
+Face maps for anonymizing exactly the predicted face pixels (``mask="segmentation"``):
+:meth:`ReidFaceDetector.face_maps` gives the cell probabilities ``p`` at the network's 1/4
+resolution (what the detection cache stores); :meth:`ReidFaceDetector.soft_masks` the same enlarged
+bilinearly to the original size.
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ class ReidFaceDetector(Detector):
 
     name = "reidface"
     model_param = "weights"
+    gives_maps = True
 
     def __init__(
         self,
@@ -249,9 +252,18 @@ class ReidFaceDetector(Detector):
             boxes.append(clip_boxes(b, im.shape[0], im.shape[1]) if len(b) else b)
         return boxes
 
+    def face_maps(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per image, the face probability of every 4x4 cell of the network's 128x64 input:
+        float32 ``(32, 16)`` in [0, 1] (the cell map ``p``, without the image-level probability,
+        as measured in research/reidface/RESULTS.md), whatever the image's size."""
+        from reidlab.faces.base import as_rgb_image
+
+        imgs = [as_rgb_image(im, i) for i, im in enumerate(images)]
+        return [p for p, _ in self._maps(imgs)] if imgs else []
+
     def soft_masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per image, the face probability at every pixel: float32 ``(H, W)`` in [0, 1] (the cell
-        map upsampled bilinearly to the image size)."""
+        map of :meth:`face_maps` enlarged bilinearly to the image size)."""
         import cv2
 
         from reidlab.faces.base import as_rgb_image
@@ -259,5 +271,5 @@ class ReidFaceDetector(Detector):
         imgs = [as_rgb_image(im, i) for i, im in enumerate(images)]
         return [
             cv2.resize(p, (im.shape[1], im.shape[0]), interpolation=cv2.INTER_LINEAR)
-            for im, (p, _) in zip(imgs, self._maps(imgs))
+            for im, p in zip(imgs, self.face_maps(imgs))
         ]
