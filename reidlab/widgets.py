@@ -46,6 +46,9 @@ class ExplorerData:
     images: object
     detections: list[np.ndarray]
     paths: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    camids: list[int] = field(default_factory=list)
+    gallery: ExplorerData | None = None  # a small gallery for the live ranking (queries: these)
 
     def boxes(self, threshold: float, max_faces: int = 4):
         """Padded ``(B, K, 4)`` boxes and ``(B, K)`` validity for detections >= threshold
@@ -59,35 +62,20 @@ class ExplorerData:
         return torch.from_numpy(boxes).to(dev), torch.from_numpy(valid).to(dev)
 
 
-def load_explorer_data(
-    dataset,
-    n: int = 8,
-    detector: str = "centerface",
-    split: str = "query",
-    seed: int = 0,
-    min_threshold: float = 0.05,
-    **detector_params,
-) -> ExplorerData:
-    """Pick ``n`` crops (seeded) from ``dataset.<split>`` and detect faces once at ``min_threshold``.
-
-    ``detector="oracle"`` uses the dataset's ground-truth boxes (synthetic data) with score 1.
-    """
+def _load_crops(dataset, samples, detector, min_threshold, detector_params) -> ExplorerData:
+    """Decode ``samples`` into one batch (resized to the first one's size, boxes moved with it)
+    and detect faces once at ``min_threshold``."""
     import torch
 
     from reidlab.faces.options import detector_from_config
     from reidlab.imageio import read_rgb
 
-    samples = dataset.split(split)
-    rng = np.random.default_rng(seed)
-    pick = sorted(rng.choice(len(samples), size=min(n, len(samples)), replace=False).tolist())
-    paths = [samples[i].path for i in pick]
+    paths = [s.path for s in samples]
     arrays = [read_rgb(p) for p in paths]
     det = detector_from_config(
         detector, {"threshold": min_threshold, **detector_params}, root=dataset.root
     )
-    dets = det.detect_batch(
-        arrays, paths
-    )  # the images are decoded already; the oracle uses the paths
+    dets = det.detect_batch(arrays, paths)  # decoded already; the oracle uses the paths
     h, w = arrays[0].shape[:2]
     imgs, boxes = [], []
     for a, d in zip(arrays, dets):
@@ -100,7 +88,63 @@ def load_explorer_data(
             a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
         imgs.append(torch.from_numpy(a).permute(2, 0, 1).float() / 255)
         boxes.append(d)
-    return ExplorerData(torch.stack(imgs), boxes, paths)
+    return ExplorerData(
+        torch.stack(imgs),
+        boxes,
+        paths,
+        [int(s.pid) for s in samples],
+        [int(s.camid) for s in samples],
+    )
+
+
+def load_explorer_data(
+    dataset,
+    n: int = 8,
+    detector: str = "centerface",
+    split: str = "query",
+    seed: int = 0,
+    min_threshold: float = 0.05,
+    face_threshold: float = 0.5,
+    gallery: int = 0,
+    **detector_params,
+) -> ExplorerData:
+    """Pick ``n`` crops (seeded) from ``dataset.<split>``, crops with a face first, and detect
+    faces once at ``min_threshold``.
+
+    Faces first: the detector runs on up to ``4 n`` seeded candidates and the crops with a
+    detection scoring ``>= face_threshold`` are taken before the others (a crop without a face
+    shows nothing of anonymization). ``gallery > 0`` also loads a gallery of that many crops
+    (every gallery crop of the picked identities, then seeded distractors) as ``data.gallery``,
+    for :func:`live_ranking`. ``detector="oracle"`` uses the dataset's ground-truth boxes
+    (synthetic data) with score 1.
+    """
+    samples = dataset.split(split)
+    rng = np.random.default_rng(seed)
+    pool = rng.permutation(len(samples))[: min(len(samples), 4 * n)].tolist()
+    cand = _load_crops(
+        dataset, [samples[i] for i in pool], detector, min_threshold, detector_params
+    )
+    has_face = [bool((d[:, 4] >= face_threshold).any()) for d in cand.detections]
+    keep = sorted(
+        sorted(range(len(pool)), key=lambda i: (not has_face[i], i))[:n], key=lambda i: pool[i]
+    )
+    data = ExplorerData(
+        cand.images[keep],
+        [cand.detections[i] for i in keep],
+        [cand.paths[i] for i in keep],
+        [cand.pids[i] for i in keep],
+        [cand.camids[i] for i in keep],
+    )
+    if gallery > 0:
+        pids = set(data.pids)
+        g = dataset.split("gallery")
+        same = [i for i, s in enumerate(g) if s.pid in pids]
+        rest = [i for i in rng.permutation(len(g)).tolist() if g[i].pid not in pids]
+        pick = sorted((same + rest)[: max(gallery, 1)])
+        data.gallery = _load_crops(
+            dataset, [g[i] for i in pick], detector, min_threshold, detector_params
+        )
+    return data
 
 
 def anonymize_with(data: ExplorerData, threshold: float = 0.5, **settings):
@@ -114,9 +158,19 @@ def anonymize_with(data: ExplorerData, threshold: float = 0.5, **settings):
         return Anonymizer(**settings)(data.images, boxes, valid)
 
 
-def _label(settings: dict) -> str:
-    rest = " ".join(f"{k}={v}" for k, v in settings.items() if k != "method")
-    return settings.get("method", "") + (f"\n{rest}" if rest else "")
+def setting_label(settings: dict) -> str:
+    """A row label: the method, then one ``name=value`` per line, numbers to 3 significant digits
+    (``scale=1.2``, not ``scale=1.2000000000000002``)."""
+    from reidlab.plots import fmt_value
+
+    rest = [f"{k}={fmt_value(v)}" for k, v in settings.items() if k != "method"]
+    return "\n".join([str(settings.get("method", "")), *rest])
+
+
+#: The explorer's figures: pixels per inch and inches per crop height; a 2:1 re-ID crop is then
+#: shown EXPLORER_CROP_IN * EXPLORER_DPI / 2 = 140 px wide.
+EXPLORER_DPI = 100
+EXPLORER_CROP_IN = 2.8
 
 
 def static_settings_figure(
@@ -128,18 +182,118 @@ def static_settings_figure(
 ):
     """Original crops (with the boxes used) and one row per anonymization setting (default:
     :func:`default_settings`, one per registered method)."""
+    from matplotlib.patches import Patch
+
     from reidlab.plots import draw_boxes as _draw
-    from reidlab.plots import side_by_side
+    from reidlab.plots import fmt_value, side_by_side
 
     if settings is None:
         settings = default_settings()
-    variants = {_label(s): anonymize_with(data, threshold, **s) for s in settings}
-    fig = side_by_side(data.images, variants, max_images=max_images)
+    variants = {setting_label(s): anonymize_with(data, threshold, **s) for s in settings}
+    n = min(max_images, len(data.images))
+    faces = sum(bool((np.asarray(d)[:, 4] >= threshold).any()) for d in data.detections[:n])
+    fig = side_by_side(
+        data.images,
+        variants,
+        max_images=max_images,
+        scale=EXPLORER_CROP_IN,
+        title=f"Original crops (top row) and each anonymization setting below; {faces} of {n} "
+        f"crops have a face at detector threshold {fmt_value(threshold)}",
+    )
     if draw_boxes:
         boxes, valid = data.boxes(threshold)
-        for c, ax in enumerate(fig.axes[: min(max_images, len(data.images))]):
+        for c, ax in enumerate(fig.axes[:n]):
             _draw(ax, boxes[c][valid[c]].cpu().numpy())
+        fig.legend(
+            handles=[Patch(fill=False, edgecolor="lime", label="detected face box (top row)")],
+            loc="upper right",
+            fontsize=8,
+            frameon=False,
+        )
     return fig
+
+
+def live_ranking(
+    data: ExplorerData,
+    model,
+    settings: dict,
+    threshold: float = 0.5,
+    query: int = 0,
+    topk: int = 10,
+    distance: str = "euclidean",
+) -> dict:
+    """mAP of ``model`` on the explorer's small subset (its crops as queries, ``data.gallery`` as
+    gallery), original and with query and gallery anonymized by ``settings`` at ``threshold``,
+    and the ranked lists of crop ``query`` in both, as rows for :func:`reidlab.plots.ranked_rows`.
+
+    Returns:
+        ``{"mAP_original", "mAP", "n_queries", "n_gallery", "rows"}`` (mAP in points).
+    """
+    import torch
+
+    from reidlab.evaluation import pairwise_distance, rank_metrics
+    from reidlab.evaluation.features import forward_features
+    from reidlab.plots import gallery_order
+
+    if data.gallery is None:
+        raise ValueError("live_ranking needs data with a gallery: load_explorer_data(gallery=N)")
+    g = data.gallery
+    mean = getattr(model, "pixel_mean", (0.485, 0.456, 0.406))
+    std = getattr(model, "pixel_std", (0.229, 0.224, 0.225))
+    size = tuple(getattr(model, "input_size", data.images.shape[-2:]))
+    q_pids, g_pids = np.asarray(data.pids), np.asarray(g.pids)
+    q_cams, g_cams = np.asarray(data.camids), np.asarray(g.camids)
+
+    def feats(images):
+        x = images
+        if tuple(x.shape[-2:]) != size:
+            x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            return forward_features(model.eval(), x, mean, std)
+
+    out, rows = {"n_queries": len(q_pids), "n_gallery": len(g_pids)}, []
+    for name, q_img, g_img in (
+        ("original", data.images, g.images),
+        (
+            setting_label(settings).replace("\n", " "),
+            anonymize_with(data, threshold, **settings),
+            anonymize_with(g, threshold, **settings),
+        ),
+    ):
+        dist = pairwise_distance(feats(q_img), feats(g_img), metric=distance)
+        m = rank_metrics(dist, q_pids, g_pids, q_cams, g_cams)
+        out["mAP_original" if name == "original" else "mAP"] = 100 * float(m.mAP)
+        d = np.asarray(dist.detach().cpu()) if hasattr(dist, "detach") else np.asarray(dist)
+        top = gallery_order(d[query], q_pids[query], q_cams[query], g_pids, g_cams)[:topk]
+        anon = name != "original"
+        _, g_valid = g.boxes(threshold)
+        _, q_valid = data.boxes(threshold)
+        rows.append(
+            {
+                "label": name,
+                "query_image": q_img[query],
+                "query_pid": int(q_pids[query]),
+                "query_marked": anon and bool(q_valid[query].any()),
+                "gallery": [g_img[i] for i in top],
+                "match": (g_pids[top] == q_pids[query]).tolist(),
+                "marked": [anon and bool(g_valid[i].any()) for i in top],
+            }
+        )
+    out["rows"] = rows
+    return out
+
+
+def ranking_figure(result: dict, topk: int = 10):
+    """:func:`reidlab.plots.ranked_rows` of a :func:`live_ranking` result, its mAPs in the title."""
+    from reidlab.plots import ranked_rows
+
+    return ranked_rows(
+        result["rows"],
+        topk=topk,
+        title=f"One query's top {topk} in a {result['n_gallery']}-crop gallery; mAP over "
+        f"{result['n_queries']} queries: original {result['mAP_original']:.1f}, anonymized "
+        f"{result['mAP']:.1f} ({result['mAP'] - result['mAP_original']:+.1f} points)",
+    )
 
 
 def param_control(param, widgets=None):
@@ -203,7 +357,10 @@ class ExplorerControls:
 
         names = list(METHODS)
         dropdown = widgets.Dropdown(
-            options=names, value=method if method in names else names[0], description="method"
+            options=names,
+            value=method if method in names else names[0],
+            description="method",
+            style={"description_width": "initial"},
         )
         common = {p.name: c for p in COMMON_PARAMS if (c := param_control(p, widgets)) is not None}
         per = {
@@ -234,34 +391,75 @@ class ExplorerControls:
         return [self.method, *own, *self.common.values()]
 
 
-def explorer(data: ExplorerData, threshold: float = 0.5):
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=EXPLORER_DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_width(png: bytes) -> int:
+    """The pixel width of a PNG (its IHDR chunk: bytes 16-19, big-endian)."""
+    return int.from_bytes(png[16:20], "big")
+
+
+def _fix_size(image) -> None:
+    """Show an Image widget at its PNG's own pixel width: never squeezed by the HBox's flex layout
+    (or by a long label)."""
+    w = png_width(image.value)
+    image.width = str(w)
+    image.layout.min_width = f"{w}px"
+
+
+def explorer(data: ExplorerData, threshold: float = 0.5, model=None, topk: int = 10):
     """An ipywidgets app: the method, its settings (blur sigma relative to face height, pixel blocks,
     fill, ...: every setting of the registry with a control), mask shape and scale, feather, and
-    the detector threshold. Returns the widget to display."""
+    the detector threshold. With a ``model`` and ``data.gallery``, also one query's ranked list and
+    the subset's mAP, original vs anonymized, updated as the sliders move. Returns the widget.
+
+    The images are shown at their pixel size (no shrinking as labels grow): a crop is about
+    140 px wide (:data:`EXPLORER_CROP_IN`, :data:`EXPLORER_DPI`).
+    """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
 
     controls = ExplorerControls.build(widgets=W)
     thr = W.FloatSlider(
-        value=threshold, min=0.05, max=0.95, step=0.05, description="det. threshold"
+        value=threshold,
+        min=0.05,
+        max=0.95,
+        step=0.05,
+        description="detector threshold",
+        style={"description_width": "initial"},
     )
     out = W.Image(format="png")
+    ranking = W.Image(format="png")
     status = W.HTML()
+    live = model is not None and data.gallery is not None
 
     def render(*_):
         fig = static_settings_figure(data, [controls.settings()], threshold=thr.value)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        out.value = buf.getvalue()
+        out.value = _png(fig)
+        _fix_size(out)
         n = sum(
             int((np.asarray(d).reshape(-1, 5)[:, 4] >= thr.value).any()) for d in data.detections
         )
         status.value = (
             f"{n} of {len(data.detections)} crops have a face at threshold {thr.value:.2f}"
         )
+        if live:
+            res = live_ranking(data, model, controls.settings(), thr.value, topk=topk)
+            ranking.value = _png(ranking_figure(res, topk=topk))
+            _fix_size(ranking)
+            status.value += (
+                f"<br>mAP on {res['n_queries']} queries x {res['n_gallery']} gallery crops: "
+                f"original {res['mAP_original']:.1f}, anonymized {res['mAP']:.1f}"
+            )
 
     for w in (*controls.widgets, thr):
         w.observe(render, names="value")
     render()
-    return W.HBox([W.VBox([*controls.widgets, thr, status]), out])
+    panel = W.VBox([*controls.widgets, thr, status], layout=W.Layout(min_width="300px"))
+    images = W.VBox([out, ranking] if live else [out])
+    return W.HBox([panel, images])

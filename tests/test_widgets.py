@@ -124,7 +124,8 @@ def test_explorer_and_static_figure_render():
     fig = static_settings_figure(data, threshold=0.5, max_images=3)
     plt.close(fig)
     app = explorer(data, threshold=0.5)
-    controls, image = app.children
+    controls, images = app.children
+    (image,) = images.children  # no model: no ranking
     assert len(image.value) > 0  # rendered once on creation
     method = controls.children[0]
     method.value = "zero"  # re-renders with the zero method's settings
@@ -148,3 +149,128 @@ def test_loader_keeps_the_largest_boxes_scaled_to_the_resized_image(tmp_path):
     item = ReIDImageDataset([Sample(path, 1, 0)], size=None, boxes={}, max_faces=3)[0]
     assert item["boxes"].shape == (3, 4) and item["valid"].tolist() == [False] * 3
     assert item["boxes"].dtype == torch.float32
+
+
+def test_setting_labels_are_formatted():
+    from reidlab.widgets import setting_label
+
+    assert setting_label(
+        {"method": "blur", "scale": 1.2000000000000002, "sigma_rel": 0.6500000000000001}
+    ) == ("blur\nscale=1.2\nsigma_rel=0.65")
+
+
+def test_static_figure_crops_are_readable_and_titled():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reidlab.widgets import _png, png_width, static_settings_figure
+
+    x = torch.rand(3, 3, 128, 64, generator=torch.Generator().manual_seed(0))
+    from reidlab.widgets import ExplorerData
+
+    data = ExplorerData(x, _dets())
+    long = {"method": "blur", "sigma_rel": 0.6500000000000001, "scale": 1.2000000000000002}
+    widths = []
+    for settings in ([{"method": "zero"}], [long]):
+        fig = static_settings_figure(data, settings, threshold=0.5)
+        assert fig._suptitle.get_text().startswith("Original crops (top row)")
+        assert "2 of 3 crops have a face" in fig._suptitle.get_text()
+        labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+        pos = fig.axes[0].get_position().width
+        png = _png(fig)
+        widths.append(pos * png_width(png))
+    assert labels == ["original", "blur\nsigma_rel=0.65\nscale=1.2"]
+    # the crop is at least 128 px wide, and a longer label does not shrink it
+    assert widths[0] >= 128 and abs(widths[0] - widths[1]) < 1
+
+
+def test_explorer_descriptions_in_full_and_image_at_its_size():
+    pytest.importorskip("ipywidgets")
+    from reidlab.widgets import explorer, png_width
+
+    app = explorer(_data(), threshold=0.5)
+    controls, images = app.children
+    sliders = [c for c in controls.children if hasattr(c, "description") and c.description]
+    assert "detector threshold" in [c.description for c in sliders]
+    assert all(c.style.description_width == "initial" for c in sliders)
+    (image,) = images.children
+    assert int(image.width) == png_width(image.value) > 0
+    assert image.layout.min_width == f"{image.width}px"
+
+
+def test_load_explorer_data_takes_crops_with_faces_first(tmp_path, monkeypatch):
+    import cv2
+
+    from reidlab import faces
+    from reidlab.datasets.base import ReIDDataset, Sample
+    from reidlab.widgets import load_explorer_data
+
+    samples = []
+    for i in range(8):
+        p = str(tmp_path / f"{i}.png")
+        cv2.imwrite(p, np.full((16, 8, 3), 10 * i, np.uint8))
+        samples.append(Sample(p, i, 0))
+    ds = ReIDDataset("t", tmp_path, [], samples, [])
+    with_face = {str(tmp_path / "3.png"), str(tmp_path / "6.png")}
+
+    class Some:  # a face only in crops 3 and 6
+        def detect_batch(self, arrays, paths=None):
+            return [
+                np.array([[1, 1, 4, 4, 0.9]] if p in with_face else [[1, 1, 4, 4, 0.1]], np.float32)
+                for p in paths
+            ]
+
+    monkeypatch.setattr(faces, "build_detector", lambda name, **kw: Some())
+    data = load_explorer_data(ds, n=2, detector="some", seed=1)
+    assert set(data.paths) == with_face and sorted(data.pids) == [3, 6]
+
+
+def test_live_ranking_matches_a_hand_computed_ap():
+    from reidlab.widgets import ExplorerData, live_ranking
+
+    class MeanColour(torch.nn.Module):  # feature: the mean of each channel
+        input_size = (8, 4)
+        pixel_mean = (0.0, 0.0, 0.0)
+        pixel_std = (1.0, 1.0, 1.0)
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    def crops(values):
+        return torch.stack([torch.full((3, 8, 4), v) for v in values])
+
+    face = [np.array([[0, 0, 4, 4, 0.9]], np.float32)]
+    q = ExplorerData(crops([0.2]), face, pids=[1], camids=[0])
+    # gallery by distance to the query: 0.2 (id 1), 0.5 (id 2), 0.9 (id 1)
+    q.gallery = ExplorerData(crops([0.9, 0.2, 0.5]), face * 3, pids=[1, 1, 2], camids=[1, 1, 1])
+    res = live_ranking(q, MeanColour(), {"method": "zero"}, threshold=0.95, topk=3)
+    # true matches at ranks 1 and 3: AP = (1/1 + 2/3) / 2; threshold 0.95 > every score: no face
+    assert res["mAP_original"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert res["mAP"] == pytest.approx(res["mAP_original"])
+    assert res["rows"][0]["match"] == [True, False, True]
+    assert res["rows"][1]["marked"] == [False, False, False]
+    res = live_ranking(q, MeanColour(), {"method": "zero"}, threshold=0.5, topk=3)
+    assert res["rows"][1]["marked"] == [True, True, True] and res["rows"][1]["query_marked"]
+    assert res["rows"][1]["label"] == "zero"
+
+
+def test_explorer_with_a_model_shows_the_ranking_and_live_map():
+    pytest.importorskip("ipywidgets")
+    import matplotlib.pyplot as plt
+
+    from reidlab.widgets import ExplorerData, explorer
+
+    class MeanColour(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    data = _data()
+    data.pids, data.camids = [1, 2, 3], [0, 0, 0]
+    data.gallery = ExplorerData(data.images.flip(0), _dets()[::-1], pids=[3, 2, 1], camids=[1] * 3)
+    controls, images = explorer(data, threshold=0.5, model=MeanColour(), topk=3).children
+    _image, ranking = images.children
+    before = bytes(ranking.value)
+    assert len(before) > 0 and "mAP on 3 queries x 3 gallery crops" in controls.children[-1].value
+    controls.children[0].value = "zero"  # the method: the ranking is drawn again
+    assert bytes(ranking.value) != before
+    plt.close("all")
