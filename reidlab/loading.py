@@ -11,7 +11,8 @@ carries each image's face boxes (scaled to the resized image) so anonymization c
 
 The default collate stacks them into ``image (B,3,H,W)``, ``boxes (B,K,4)``, ``valid (B,K)``.
 Normalisation (mean/std) is NOT applied here: it happens on the device after anonymization,
-because anonymization ops work on [0, 1] images.
+because anonymization ops work on [0, 1] images. Resizing is :func:`reidlab.resize.resize_image`
+in the model's mode (:func:`reidlab.resize.resize_mode_for`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from reidlab.boxes import pad_boxes
 from reidlab.datasets.base import Sample
 from reidlab.imageio import read_rgb
+from reidlab.resize import DEFAULT_MODE, check_mode, resize_boxes, resize_image
 
 # (image uint8 HxWx3, boxes float32 Kx4 in that image's pixels) -> (image, boxes)
 PairTransform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -46,6 +48,8 @@ class ReIDImageDataset(_torch_dataset_base()):
         max_faces: K, the number of box rows per item (extra boxes: highest-area kept).
         transform: optional ``(image, boxes) -> (image, boxes)`` applied to the uint8 image
             in original resolution before resizing (training augmentation that moves boxes).
+        resize_mode: ``"antialias"`` (PIL bilinear) or ``"bilinear"`` (cv2 INTER_LINEAR); the
+            model's mode, :func:`reidlab.resize.resize_mode_for`. Boxes move the same either way.
     """
 
     def __init__(
@@ -55,18 +59,19 @@ class ReIDImageDataset(_torch_dataset_base()):
         boxes: Mapping[str, np.ndarray] | None = None,
         max_faces: int = 4,
         transform: PairTransform | None = None,
+        resize_mode: str = DEFAULT_MODE,
     ):
         self.samples = list(samples)
         self.size = tuple(size) if size is not None else None
         self.boxes = boxes or {}
         self.max_faces = int(max_faces)
         self.transform = transform
+        self.resize_mode = check_mode(resize_mode)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
-        import cv2
         import torch
 
         s = self.samples[index]
@@ -76,11 +81,9 @@ class ReIDImageDataset(_torch_dataset_base()):
         if self.transform is not None:
             img, b = self.transform(img, b)
             b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
-        h0, w0 = img.shape[:2]
-        if self.size is not None and (h0, w0) != self.size:
-            h, w = self.size
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-            b = b * np.array([w / w0, h / h0, w / w0, h / h0], dtype=np.float32)
+        if self.size is not None and img.shape[:2] != self.size:
+            b = resize_boxes(b, img.shape[:2], self.size)
+            img = resize_image(img, self.size, self.resize_mode)
         boxes, valid = pad_boxes([b], self.max_faces, keep="largest", dtype=np.float32)
         boxes, valid = boxes[0], valid[0]
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)

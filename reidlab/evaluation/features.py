@@ -4,6 +4,8 @@ One path for a whole split (:func:`extract_features`, a DataLoader over
 :class:`reidlab.loading.ReIDImageDataset`) and one for ad-hoc inputs (:class:`FeatureExtractor`:
 paths, RGB arrays or tensors, torchreid-style). Both share :func:`forward_features`.
 
+Images are resized to the model's input in the model's resize mode
+(:func:`reidlab.resize.resize_mode_for`: PIL-like antialiasing for torchreid-style models).
 Order of operations per batch, on the model's device:
 ``[0, 1] RGB image -> anonymizer(images, boxes, valid) -> (x - mean) / std -> model`` and,
 with ``flip=True``, ``f(x) + f(hflip(x))`` - the *sum*, as Person_reID_baseline and torchreid's
@@ -157,6 +159,7 @@ def extract_features(
     channels_last="auto",
     progress: bool = True,
     desc: str | None = None,
+    resize_mode: str | None = None,
 ):
     """Features of a split, in sample order.
 
@@ -175,6 +178,8 @@ def extract_features(
         channels_last: ``"auto"`` (= True, falling back to NCHW if the model fails), True or
             False. NHWC changes features only by float rounding (~1e-6 relative).
         progress: show a tqdm bar; desc: its label.
+        resize_mode: ``"antialias"`` or ``"bilinear"`` (:mod:`reidlab.resize`); default the
+            model's (:func:`reidlab.resize.resize_mode_for`).
 
     Returns:
         ``(N, D)`` float32 tensor on the compute device.
@@ -184,6 +189,7 @@ def extract_features(
     from tqdm.auto import tqdm
 
     from reidlab.loading import ReIDImageDataset
+    from reidlab.resize import resize_mode_for
 
     device = torch.device(device) if device is not None else _model_device(model)
     model.to(device).eval()
@@ -193,7 +199,8 @@ def extract_features(
         "auto": channels_last == "auto",
         "kw": {"flip": flip, "normalize": normalize, "amp_dtype": amp_dtype},
     }
-    ds = ReIDImageDataset(samples, size=tuple(size), boxes=boxes)
+    mode = resize_mode if resize_mode is not None else resize_mode_for(model)
+    ds = ReIDImageDataset(samples, size=tuple(size), boxes=boxes, resize_mode=mode)
     loader = DataLoader(
         ds,
         batch_size=batch_size,
@@ -236,8 +243,9 @@ class FeatureExtractor:
 
     ``inputs``: a path or list of paths, an RGB uint8 ``(H, W, 3)`` array or a list of them, or a
     float tensor ``(B, 3, H, W)`` / ``(3, H, W)`` of [0, 1] RGB images (any size: it is
-    resized). Normalisation, flip, L2 normalisation and autocast as in :func:`extract_features`.
-    Size and mean/std default to the model's ``input_size``/``pixel_mean``/``pixel_std``.
+    resized in ``resize_mode``, default the model's, see :mod:`reidlab.resize`). Normalisation,
+    flip, L2 normalisation and autocast as in :func:`extract_features`. Size and mean/std default
+    to the model's ``input_size``/``pixel_mean``/``pixel_std``.
 
     Example:
         >>> extractor = FeatureExtractor(model, normalize=True)   # doctest: +SKIP
@@ -256,10 +264,14 @@ class FeatureExtractor:
         normalize: bool = False,
         amp="auto",
         channels_last="auto",
+        resize_mode: str | None = None,
     ):
         import torch
 
+        from reidlab.resize import check_mode, resize_mode_for
+
         self.model = model
+        self.resize_mode = check_mode(resize_mode) if resize_mode else resize_mode_for(model)
         self.size = tuple(size or model.input_size)
         self.mean = tuple(mean or model.pixel_mean)
         self.std = tuple(std or model.pixel_std)
@@ -276,20 +288,15 @@ class FeatureExtractor:
         }
 
     def _to_batch(self, inputs):
-        import cv2
         import torch
 
         from reidlab.imageio import read_rgb, to_rgb_uint8
+        from reidlab.resize import resize_batch, resize_image
 
         h, w = self.size
         if isinstance(inputs, torch.Tensor):
             x = inputs[None] if inputs.ndim == 3 else inputs
-            x = x.to(self.device, torch.float32)
-            if tuple(x.shape[-2:]) != (h, w):
-                x = torch.nn.functional.interpolate(
-                    x, size=(h, w), mode="bilinear", align_corners=False
-                )
-            return x
+            return resize_batch(x.to(self.device, torch.float32), (h, w), self.resize_mode)
         if isinstance(inputs, (str, np.ndarray)) and not (
             isinstance(inputs, np.ndarray) and inputs.ndim == 4
         ):
@@ -297,9 +304,7 @@ class FeatureExtractor:
         imgs = []
         for item in inputs:
             img = read_rgb(item) if isinstance(item, str) else to_rgb_uint8(item)
-            if img.shape[:2] != (h, w):
-                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-            imgs.append(img)
+            imgs.append(resize_image(img, (h, w), self.resize_mode))
         arr = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
         return arr.to(self.device)
 

@@ -1,9 +1,10 @@
 """Training augmentation that moves face boxes with the image, and batch random erasing.
 
 :class:`PairAugment` is the ``(image, boxes) -> (image, boxes)`` transform
-:class:`reidlab.loading.ReIDImageDataset` accepts: resize to the model's input, horizontal
-flip, zero pad + random crop (the strong baseline's recipe), through albumentations with
-``BboxParams(format="pascal_voc")`` so face boxes follow (boxes pushed off the image are
+:class:`reidlab.loading.ReIDImageDataset` accepts: resize to the model's input
+(:func:`reidlab.resize.resize_image` in the model's mode, the same resize evaluation uses), then
+horizontal flip and zero pad + random crop (the strong baseline's recipe) through albumentations
+with ``BboxParams(format="pascal_voc")`` so face boxes follow (boxes pushed off the image are
 clipped, or dropped when nothing is left).
 
 :func:`build_random_erasing` erases on the *batch*, after on-the-fly anonymization and
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reidlab.resize import DEFAULT_MODE, check_mode, resize_boxes, resize_image
+
 
 class PairAugment:
     """Resize -> flip -> pad + random crop on a uint8 RGB image and its ``(K, 4)`` pascal_voc boxes.
@@ -23,16 +26,25 @@ class PairAugment:
         flip_p: horizontal-flip probability.
         pad: zero padding in pixels (at the output size) before the random crop back to ``size``.
         seed: albumentations' seed (record it with the run).
+        resize_mode: ``"antialias"`` or ``"bilinear"`` (:mod:`reidlab.resize`); the trained
+            model's mode (:func:`reidlab.resize.resize_mode_for`), so that evaluation resizes as
+            training did. Not albumentations' ``A.Resize``: it has no PIL-like antialiasing.
     """
 
     def __init__(
-        self, size: tuple[int, int], flip_p: float = 0.5, pad: int = 10, seed: int | None = 0
+        self,
+        size: tuple[int, int],
+        flip_p: float = 0.5,
+        pad: int = 10,
+        seed: int | None = 0,
+        resize_mode: str = DEFAULT_MODE,
     ):
         import albumentations as A
         import cv2
 
         h, w = int(size[0]), int(size[1])
-        ops = [A.Resize(h, w, interpolation=cv2.INTER_LINEAR)]
+        self.resize_mode = check_mode(resize_mode)
+        ops = []
         if flip_p > 0:
             ops.append(A.HorizontalFlip(p=flip_p))
         if pad > 0:
@@ -41,9 +53,15 @@ class PairAugment:
                 A.RandomCrop(h, w),
             ]
         self.size = (h, w)
-        self.settings = {"size": [h, w], "flip_p": flip_p, "pad": pad, "seed": seed}
+        self.settings = {
+            "size": [h, w],
+            "resize": self.resize_mode,
+            "flip_p": flip_p,
+            "pad": pad,
+            "seed": seed,
+        }
         self.compose = A.Compose(
-            ops,
+            ops or [A.NoOp()],  # boxes are still clipped and filtered (min_area) with no op
             bbox_params=A.BboxParams(
                 format="pascal_voc", label_fields=["labels"], clip=True, min_area=1.0
             ),
@@ -57,6 +75,9 @@ class PairAugment:
             b[:, [0, 2]] = b[:, [0, 2]].clip(0, ww)
             b[:, [1, 3]] = b[:, [1, 3]].clip(0, hh)
             b = b[(b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])]
+        if (hh, ww) != self.size:
+            b = resize_boxes(b, (hh, ww), self.size)
+            image = resize_image(image, self.size, self.resize_mode)
         out = self.compose(image=image, bboxes=b, labels=np.arange(len(b)))
         nb = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
         return out["image"], nb
