@@ -98,6 +98,7 @@ def evaluate(
     from reidlab.evaluation.features import extract_features
     from reidlab.evaluation.metrics import rank_metrics
     from reidlab.evaluation.rerank import re_ranking_features
+    from reidlab.resize import resize_mode_for
 
     size = tuple(cfg.size or getattr(model, "input_size", (256, 128)))
     mean = tuple(cfg.mean or getattr(model, "pixel_mean", (0.485, 0.456, 0.406)))
@@ -115,6 +116,7 @@ def evaluate(
         "num_workers": cfg.num_workers,
         "amp": cfg.amp,
         "progress": progress,
+        "resize_mode": resize_mode_for(model),
     }
 
     def features(split: str, samples, anonymizer):
@@ -176,6 +178,7 @@ def evaluate(
         "feature_layer": cfg.feature_layer or "model output (eval mode)",
         "feature_dim": int(qf.shape[1]),
         "input_size": list(size),
+        "resize": common["resize_mode"],
         "mean": list(mean),
         "std": list(std),
         "distance": "squared_euclidean" if cfg.distance == "euclidean" else cfg.distance,
