@@ -8,7 +8,11 @@ One call, :func:`run_experiment`, does what the reference study did:
    anonymized queries only (a partly anonymized dataset, where the anonymization itself can
    become a matching cue);
 4. retrain on anonymized training data (the study's retraining condition) and evaluate on
-   anonymized data.
+   anonymized data;
+5. per condition, measure the coverage cue (:mod:`reidlab.evaluation.coverage`): the share of
+   crops the anonymizer changes, and whether anonymized queries' wrong matches are anonymized
+   crops more often than chance. ``full_coverage=True`` anonymizes every crop (detector boxes
+   where found, the head prior elsewhere), which removes that cue.
 
 Anonymization happens on the fly, in memory, on the model's device (see ``reidlab.anonymize``),
 so conditions differ only inside the face masks. Every row records its settings; per-query APs
@@ -58,6 +62,7 @@ class ExperimentConfig:
     detector: str = "oracle"  # "oracle" = ground truth (synthetic)
     detector_params: dict = field(default_factory=dict)
     fail_closed: float | None = None
+    full_coverage: bool = False  # every crop boxed: detections, else fail_closed's head prior
     trust_checkpoint: bool = False  # allow pickled objects in weights files
     seeds: tuple[int, ...] = (0,)
     recipe: str = "tiny"  # reidlab.training.RECIPES entry
@@ -74,8 +79,9 @@ class ExperimentConfig:
 
 def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
     """Face boxes for the splits the grid anonymizes (cached; ``"oracle"`` = ground truth), and
-    facts about them: :func:`reidlab.faces.dataset_boxes` with the experiment's detector. The
-    train split is detected only when a model is retrained on anonymized data."""
+    facts about them: :func:`reidlab.faces.dataset_boxes` with the experiment's detector (and
+    ``full_coverage``: every image gets a box). The train split is detected only when a model is
+    retrained on anonymized data."""
     from reidlab.faces import dataset_boxes
 
     splits = ("train", "query", "gallery") if cfg.retrain else ("query", "gallery")
@@ -86,6 +92,7 @@ def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
         params=cfg.detector_params,
         cache_dir=cfg.cache_dir,
         fail_closed=cfg.fail_closed,
+        full_coverage=cfg.full_coverage,
     )
 
 
@@ -148,6 +155,7 @@ def _load(model_name: str, path: str, trust_checkpoint: bool = False):
 
 
 METRIC_COLUMNS = ("mAP", "rank1", "rank5", "rank10", "mINP", "n_queries")
+CUE_TOPK = 10  # the coverage cue looks at each query's 10 nearest valid gallery items
 _PERCENT = ("mAP", "mINP", "rank1", "rank5", "rank10", "rank20")
 
 
@@ -183,21 +191,56 @@ def check_complete(results) -> None:
         raise ExperimentError(f"{len(bad)} of {len(results)} grid cells failed: {lines}")
 
 
+def coverage_table(results):
+    """The coverage cue of every anonymized condition beside the original ranking's.
+
+    One row per (model, seed, condition other than ``original``) of :func:`run_experiment`'s
+    ``results``: ``model, seed, condition, anonymized, full_coverage, anon_share_query,
+    anon_share_gallery``, then ``wrong_top10_anon_share`` and its ``_chance`` from the original
+    ranking of the same model and seed (``*_original``: the crops the anonymizer would change,
+    before it does) and from the condition's own ranking. A share above its chance share: the
+    anonymized queries' wrong matches are drawn to anonymized crops. (A retrained condition is
+    set beside the original model's original ranking.)
+    """
+    import pandas as pd
+
+    share, chance = f"wrong_top{CUE_TOPK}_anon_share", f"wrong_top{CUE_TOPK}_anon_share_chance"
+    keys = ["model", "seed"]
+    cols = keys + ["condition", "anonymized", "full_coverage", "anon_share_query"]
+    cols += ["anon_share_gallery", share, chance]
+    order = cols[:-2] + [f"{share}_original", f"{chance}_original", share, chance]
+    if results.empty or share not in results.columns:
+        return pd.DataFrame(columns=order)
+    ok = results[results["status"] == "ok"]
+    orig = ok[ok["condition"] == "original"][keys + [share, chance]].rename(
+        columns={share: f"{share}_original", chance: f"{chance}_original"}
+    )
+    have = [c for c in cols if c in ok.columns]  # a table from before full_coverage has none
+    out = ok[ok["condition"] != "original"][have].merge(orig, on=keys, how="left")
+    return out[[c for c in order if c in out.columns]].reset_index(drop=True)
+
+
 def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     """Run the grid; returns ``(results, per_query)`` DataFrames (also written to ``out_dir``).
 
     ``results``: one flat row per (model, seed, condition): the grid's columns (model, seed,
     condition, method, anonymized, train_data, dataset, mask, mask_scale, face_rate_*,
-    detector), ``status`` (``"ok"`` or ``"failed"``), ``error``, mAP, rank-1/5/10, mINP (in %,
-    NaN for a failed cell), n_queries, then every setting the evaluation recorded
-    (:func:`result_columns`). ``per_query``: one row per (model, seed, condition, query) with
-    AP and first-hit rank, for paired tests.
+    detector, full_coverage), ``status`` (``"ok"`` or ``"failed"``), ``error``, mAP,
+    rank-1/5/10, mINP (in %, NaN for a failed cell), n_queries, the coverage cue
+    (:func:`reidlab.evaluation.coverage.cue_columns`: ``anon_share_query``,
+    ``anon_share_gallery``, ``wrong_top10_anon_share``, ``wrong_top10_anon_share_chance``,
+    ``wrong_top10_count``, ``anon_queries``; fractions, computed with the crops that have a face
+    box, i.e. that the condition's anonymizer changes, or would change in a split it leaves
+    original), then every setting the evaluation recorded (:func:`result_columns`).
+    ``per_query``: one row per (model, seed, condition, query) with AP and first-hit rank, for
+    paired tests. :func:`coverage_table` puts each condition's cue beside the original ranking's.
     """
     import numpy as np
     import pandas as pd
 
     from reidlab.datasets import build_dataset, resolve_root
     from reidlab.evaluation import evaluate
+    from reidlab.evaluation.coverage import result_coverage_cue
 
     cfg.root = str(resolve_root(cfg.dataset, cfg.root))
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
@@ -209,6 +252,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
         "mask_scale": cfg.scale,
         **{k: v for k, v in face_info.items() if k.startswith("face_rate")},
         "detector": cfg.detector,
+        "full_coverage": face_info["full_coverage"],
     }
 
     def row(model_name, seed, condition, method, anonymized, train_data) -> dict:
@@ -232,10 +276,12 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             progress=progress,
             feature_cache=feature_cache,
             label=f"{cell['model']} seed {cell['seed']} {cell['condition']}",
+            keep_topk=CUE_TOPK,
         )
         found = result_columns(res, model)
         ok = {"status": "ok", "error": ""} | {k: found.pop(k) for k in METRIC_COLUMNS}
-        rows.append(cell | ok | {k: v for k, v in found.items() if k not in cell})
+        cue = result_coverage_cue(res)
+        rows.append(cell | ok | cue | {k: v for k, v in found.items() if k not in cell})
         pq = res.per_query
         per_query.append(
             pd.DataFrame(
@@ -350,6 +396,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
         out = Path(cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         results.to_csv(out / "results.csv", index=False)
+        coverage_table(results).to_csv(out / "coverage.csv", index=False)
         pq.to_parquet(out / "per_query.parquet", index=False)
         import json
 

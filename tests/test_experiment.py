@@ -184,3 +184,87 @@ def test_train_split_is_detected_only_when_retraining(synthetic_root):
     assert "face_rate_train" not in info and not any(s.path in boxes for s in ds.train)
     boxes, info = face_boxes_for(ds, ExperimentConfig(root=str(synthetic_root), retrain=("blur",)))
     assert info["face_rate_train"] > 0 and any(s.path in boxes for s in ds.train)
+
+
+CUE = (
+    "anon_share_query",
+    "anon_share_gallery",
+    "wrong_top10_anon_share",
+    "wrong_top10_anon_share_chance",
+    "wrong_top10_count",
+    "anon_queries",
+)
+
+
+def test_rows_carry_the_coverage_cue(grid, synthetic_root):
+    """The cue's shares are the ground-truth face rates (oracle boxes); an identity anonymizer
+    leaves the cue of the original ranking; coverage_table sets each condition beside it."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from reidlab.datasets import build_dataset
+    from reidlab.datasets.synthetic import load_face_boxes
+    from reidlab.experiment import coverage_table
+
+    cfg, results, _ = grid
+    ds = build_dataset("synthetic", synthetic_root)
+    gt = load_face_boxes(synthetic_root)
+    q_faces = np.mean([len(gt[s.path]) > 0 for s in ds.query])
+    g_faces = np.mean([len(gt[s.path]) > 0 for s in ds.gallery])
+    assert 0 < q_faces < 1 and 0 < g_faces < 1
+    for col in (*CUE, "full_coverage"):
+        assert col in results.columns, col
+    assert not results["full_coverage"].any()
+    np.testing.assert_allclose(results["anon_share_query"], q_faces)
+    np.testing.assert_allclose(results["anon_share_gallery"], g_faces)
+    assert (results["anon_queries"] == round(q_faces * len(ds.query))).all()
+    by = results.set_index("condition")
+    for col in CUE:
+        assert by.loc["none", col] == by.loc["original", col], col
+    share = by["wrong_top10_anon_share"]
+    assert ((share >= 0) & (share <= 1)).all() and (by["wrong_top10_count"] > 0).all()
+
+    table = coverage_table(results)
+    assert list(table["condition"]) == ["none", "none (query only)", "zero", "zero (query only)"]
+    orig = by.loc["original"]
+    assert (table["wrong_top10_anon_share_original"] == orig["wrong_top10_anon_share"]).all()
+    z = table.set_index("condition").loc["zero"]
+    assert z["wrong_top10_anon_share"] == by.loc["zero", "wrong_top10_anon_share"]
+    assert z["anonymized"] == "query+gallery"
+    written = pd.read_csv(Path(cfg.out_dir) / "coverage.csv")
+    assert list(written["condition"]) == list(table["condition"])
+
+
+def test_full_coverage_grid_anonymizes_every_crop(synthetic_root, tmp_path):
+    """full_coverage=True: every query and gallery crop has a box, so every share is 1.0 (no
+    grid training: random-init weights are loaded)."""
+    import torch
+
+    from reidlab.datasets import build_dataset
+    from reidlab.experiment import face_boxes_for
+    from reidlab.models import build_model
+
+    weights = tmp_path / "tiny.pth"
+    torch.manual_seed(0)
+    torch.save(build_model("tiny").state_dict(), weights)
+    cfg = ExperimentConfig(
+        root=str(synthetic_root),
+        methods=("zero",),
+        retrain=(),
+        weights={"tiny": str(weights)},
+        full_coverage=True,
+        out_dir=str(tmp_path / "out"),
+    )
+    ds = build_dataset("synthetic", synthetic_root)
+    boxes, info = face_boxes_for(ds, cfg)
+    assert info["full_coverage"] and info["detection_rate_query"] < 1
+    assert all(len(boxes[s.path]) >= 1 for s in ds.query + ds.gallery)
+    results, _ = run_experiment(cfg, progress=False)
+    assert list(results["condition"]) == ["original", "zero", "zero (query only)"]
+    assert (results["status"] == "ok").all() and results["full_coverage"].all()
+    for col in ("anon_share_query", "anon_share_gallery"):
+        assert (results[col] == 1.0).all(), col
+    assert (results["wrong_top10_anon_share"] == 1.0).all()
+    assert (results["wrong_top10_anon_share_chance"] == 1.0).all()
+    assert (results["anon_queries"] == len(ds.query)).all()
