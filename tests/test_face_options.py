@@ -388,3 +388,47 @@ def test_two_processes_sharing_a_cache_end_with_the_union(tmp_path):
     det = Slow()
     df = detect_split(det, paths, root, cache_dir=cache, progress=False)
     assert det.calls == 0 and df.attrs["cache_misses"] == 0 and len(df) == 40
+
+
+# --------------------------------------------------------------------------- full coverage
+def test_full_coverage_flag_sets_the_head_prior(small_synthetic, tmp_path, capsys):
+    """--full-coverage: every crop gets a box (detections, else the head prior), through the
+    fail_closed every command with detector flags already passes on."""
+    import os
+
+    import pandas as pd
+
+    from reidlab.cli import main
+    from reidlab.faces.prior import HeadPrior, head_prior_box
+
+    plain = _parse([])
+    assert plain.full_coverage is False and plain.fail_closed is None
+    on = _parse(["--full-coverage"])
+    assert on.full_coverage is True and on.fail_closed == HeadPrior().height
+    for argv in (
+        ["--full-coverage", "--fail-closed", "0.2"],
+        ["--fail-closed", "0.2", "--full-coverage"],
+    ):
+        args = _parse(argv)
+        assert args.full_coverage and args.fail_closed == 0.2, argv  # its own height wins
+    no_prior = argparse.ArgumentParser()
+    add_detector_arguments(no_prior, exclude={"fail_closed"})
+    with pytest.raises(SystemExit):
+        no_prior.parse_args(["--full-coverage"])  # no fail-closed, no full coverage
+
+    ds = build_dataset("synthetic", small_synthetic)
+    gt = load_face_boxes(small_synthetic)
+    out = tmp_path / "det.parquet"
+    argv = ["detect", "synthetic", str(small_synthetic), "--detector", "oracle", "--no-progress"]
+    assert main([*argv, "--full-coverage", "--out", str(out)]) == 0
+    capsys.readouterr()
+    df = pd.read_parquet(out)
+    crops = ds.query + ds.gallery
+    rel = {os.path.relpath(s.path, ds.root): s for s in crops}
+    assert set(df["path"]) == set(rel)  # every query and gallery crop has a box
+    prior_rows = df[df["fail_closed"]]
+    assert set(prior_rows["path"]) == {r for r, s in rel.items() if not len(gt[s.path])}
+    np.testing.assert_allclose(
+        prior_rows[["x1", "y1", "x2", "y2"]].to_numpy(),
+        np.repeat(head_prior_box(128, 64, HeadPrior())[None, :4], len(prior_rows), 0),
+    )
