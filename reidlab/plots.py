@@ -110,6 +110,7 @@ def gallery_order(dist_row, q_pid, q_cam, g_pids, g_cams) -> np.ndarray:
 
 def _bare(ax) -> None:
     """No ticks, no frame, but the y label stays visible (``axis('off')`` would hide it)."""
+    ax.axis("on")
     ax.set_xticks([])
     ax.set_yticks([])
     for sp in ax.spines.values():
@@ -140,7 +141,7 @@ def crop_grid(
     nrows = max(1, -(-n // ncols))
     h, w = _as_hwc(images[0]).shape[:2] if n else (128, 64)
     left = 0.9 if row_labels is not None else 0.1
-    top = 0.5 if title or box_label else 0.1
+    top = 0.15 + 0.3 * bool(title) + 0.25 * bool(box_label)
     cw, ch = scale * w / h, scale * 1.15  # one crop's cell, inches
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(ncols * cw + left + 0.1, nrows * ch + top + 0.1), squeeze=False
@@ -166,12 +167,14 @@ def crop_grid(
             ax.set_title(titles[i], fontsize=7)
     for r, label in enumerate(row_labels or []):
         axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
+    H = fig.get_figheight()
     if title:
-        fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+        fig.suptitle(title, fontsize=9, x=0.02, y=1 - 0.05 / H, ha="left", va="top")
     if box_label:
         fig.legend(
             handles=[Patch(fill=False, edgecolor=box_color, label=box_label)],
-            loc="upper right",
+            loc="upper left",
+            bbox_to_anchor=(0.01, 1 - (0.35 if title else 0.05) / H),
             fontsize=7,
             frameon=False,
         )
