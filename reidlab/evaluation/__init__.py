@@ -8,7 +8,8 @@
 Submodules (imported on first use, so ``import reidlab.evaluation`` stays cheap):
 :mod:`.metrics` (CMC, mAP, mINP, per-query AP), :mod:`.distance`, :mod:`.rerank`,
 :mod:`.features`, :mod:`.result` (:class:`EvalResult`), :mod:`.config` (:class:`EvalConfig`, the
-settings of :func:`evaluate`), :mod:`.evaluate`.
+settings of :func:`evaluate`), :mod:`.evaluate`, :mod:`.coverage` (the coverage cue: is being
+anonymized itself a matching cue?).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ _EXPORTS = {
     "forward_features": "features",
     "FeatureExtractor": "features",
     "EvalResult": "result",
+    "coverage_cue": "coverage",
+    "result_coverage_cue": "coverage",
+    "top_valid_matches": "coverage",
 }
 
 # ``evaluate`` is both a submodule and its function: import it now (NumPy only, no torch) so the
@@ -40,6 +44,7 @@ __all__ = [
     "EvalResult",
     "FeatureExtractor",
     "RankMetrics",
+    "coverage_cue",
     "evaluate",
     "extract_features",
     "forward_features",
@@ -48,7 +53,9 @@ __all__ = [
     "rank_metrics",
     "re_ranking",
     "re_ranking_features",
+    "result_coverage_cue",
     "single_gallery_shot_cmc",
+    "top_valid_matches",
 ]
 
 
