@@ -150,13 +150,14 @@ def _gpu_ids(device: str | None) -> list[str]:
     return ids or [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _local(cells, parallel: int, threads: int, device):
+def _local(cells, parallel: int, threads: int, device, run=run_cell):
     """Yield ``(index, outcome)`` as cells finish; each cell in its own spawned process.
 
     One single-process ``ProcessPoolExecutor`` per cell, ``parallel`` at a time, rather than one
     shared pool: a worker that dies breaks its whole pool (``BrokenProcessPool`` for every
     pending task), so a shared pool could not tell which cell killed it nor run the rest. Spawn,
-    not fork: forking a process that has started torch's threads is unsafe.
+    not fork: forking a process that has started torch's threads is unsafe. ``run``: the
+    function each process runs (a module-level function; tests pass stand-ins).
     """
     import multiprocessing
     import queue
@@ -176,7 +177,7 @@ def _local(cells, parallel: int, threads: int, device):
         gpu = free.get() if exclusive else (gpus[i % len(gpus)] if gpus else None)
         try:
             with ProcessPoolExecutor(1, mp_context=ctx) as ex:
-                return ex.submit(run_cell, cfg, threads, None, gpu).result()
+                return ex.submit(run, cfg, threads, None, gpu).result()
         finally:
             if exclusive:
                 free.put(gpu)

@@ -4,13 +4,21 @@ write, and check results against a committed baseline.
 ``reidlab study`` (``make study``) runs every notebook in ``notebooks/`` (sorted by name) into
 ``papermill_runs/<run-id>/`` (:func:`reidlab.paths.runs_dir`) and prints where they are. Each notebook takes the parameters
 ``smoke`` (tiny, for tests), ``out_dir`` (where it writes tables and figures) and its own; a
-parameter a notebook does not declare is not passed to it (papermill would only warn).
+parameter a notebook does not declare is not passed to it (papermill would only warn). Kernels
+run one at a time with ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` set to the planned thread count
+(:func:`reidlab.grid.plan`; a ``threads`` parameter where a notebook declares one), recorded in
+``summary.json``.
+
+``reidlab study --config FILE`` runs a grid file instead (:func:`run_grid_study`): its cells in a
+process pool or on a Dask cluster (:mod:`reidlab.grid`), one ``results.csv`` and a report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -82,6 +90,7 @@ def run_study(
     runs_dir: Path | None = None,
     kernel: str | None = None,
     keep_going: bool = True,
+    threads: int | None = None,
 ) -> dict:
     """Run ``notebooks`` (default: all) into ``runs_dir/run_id``; returns a summary dict
     (also written as ``summary.json``, and as the run's ``report.md``) with each notebook's output
@@ -90,24 +99,33 @@ def run_study(
     A notebook that fails (a cell raises, its kernel dies) is recorded as ``failed`` with the
     error, and the remaining notebooks still run (``keep_going=False`` stops at the first one,
     re-raising its error after writing the summary).
+
+    ``threads``: torch/OpenMP threads per kernel (default: :func:`notebook_threads`).
     """
     from reidlab.paths import runs_dir as default_runs_dir
 
     notebooks = list_notebooks() if notebooks is None else [Path(p) for p in notebooks]
     run_dir = Path(runs_dir or default_runs_dir()) / (run_id or new_run_id())
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"run_dir": str(run_dir), "parameters": parameters or {}, "notebooks": []}
+    threads = threads or notebook_threads()
+    summary = {
+        "run_dir": str(run_dir),
+        "parameters": parameters or {},
+        "threads": threads,
+        "notebooks": [],
+    }
     for nb in notebooks:
         # headless: notebooks with sliders render static figures instead
         params = (
-            {"interactive": False}
+            {"interactive": False, "threads": threads}
             | dict(parameters or {})
             | dict((per_notebook or {}).get(nb.stem, {}))
         )
         t0 = time.perf_counter()
         entry = {"notebook": nb.name, "output": str(run_dir / nb.name)}
         try:
-            run_notebook(nb, run_dir, params, kernel=kernel)
+            with thread_env(threads):
+                run_notebook(nb, run_dir, params, kernel=kernel)
             entry["status"] = "ok"
         except Exception as e:  # papermill's PapermillExecutionError carries the cell and traceback
             entry["status"] = "failed"
@@ -121,6 +139,141 @@ def run_study(
         summary["notebooks"].append(entry)
         _write_summary(run_dir, summary)
     return summary
+
+
+def notebook_threads() -> int:
+    """Threads per notebook kernel: ``$OMP_NUM_THREADS`` when set (the caller has planned), else
+    every available core (:func:`reidlab.grid.plan`: kernels run one at a time)."""
+    from reidlab.grid import plan
+
+    preset = os.environ.get("OMP_NUM_THREADS", "")
+    return int(preset) if preset.isdigit() and int(preset) > 0 else plan(1)[1]
+
+
+@contextlib.contextmanager
+def thread_env(threads: int):
+    """``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` = ``threads`` for the kernels started inside
+    (they inherit this process's environment), restored afterwards."""
+    from reidlab.grid import THREAD_ENV
+
+    old = {v: os.environ.get(v) for v in THREAD_ENV}
+    os.environ.update({v: str(threads) for v in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for v, value in old.items():
+            if value is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = value
+
+
+def run_grid_study(
+    config: Path | str,
+    *,
+    run_id: str | None = None,
+    runs_dir: Path | None = None,
+    engine: str | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run the grid file ``config`` (:mod:`reidlab.grid_config`) into ``runs_dir/run_id``.
+
+    ``engine``, ``address``, ``workers``, ``threads`` override the file's. Writes the cells'
+    outputs (``cells/<dataset>-<model>-seed<seed>/``), the concatenated ``results.csv`` and
+    ``per_query.parquet``, ``report.md`` (results, failed cells, paired differences vs original,
+    the cells and the plan they ran with) and ``summary.json``; returns the summary, whose
+    ``failed_cells`` lists every failed row (as :func:`run_study`'s does).
+    """
+    from dataclasses import asdict
+
+    from reidlab.grid import run_cells
+    from reidlab.grid_config import expand, load_grid, resolve_roots
+    from reidlab.paths import runs_dir as default_runs_dir
+
+    spec = load_grid(config)
+    for key, value in (
+        ("engine", engine),
+        ("address", address),
+        ("workers", workers),
+        ("threads", threads),
+    ):
+        if value is not None:
+            setattr(spec, key, value)
+    if spec.engine == "local" and spec.address:
+        from reidlab.errors import ReidlabError
+
+        raise ReidlabError(f"--address {spec.address} needs --engine dask")
+    run_dir = Path(runs_dir or default_runs_dir()) / (run_id or new_run_id("grid"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolve_roots(spec)  # generate synthetic data once, before the cells run in parallel
+    (run_dir / "grid.json").write_text(json.dumps(asdict(spec), indent=2, default=str))
+    cells = expand(spec, run_dir)
+    out = run_cells(
+        cells,
+        engine=spec.engine,
+        address=spec.address,
+        workers=spec.workers,
+        threads=spec.threads,
+        device=spec.device,
+        progress=progress,
+    )
+    results, per_query = out["results"], out["per_query"]
+    results.to_csv(run_dir / "results.csv", index=False)
+    per_query.to_parquet(run_dir / "per_query.parquet", index=False)
+    plan = {k: out[k] for k in ("engine", "address", "parallel", "threads", "available_cores")}
+    summary = {"run_dir": str(run_dir), "config": str(config), **plan, "cells": out["cells"]}
+    summary["failed_cells"] = [
+        {
+            "results": str(run_dir / "results.csv"),
+            "dataset": r.dataset,
+            "model": r.model,
+            "seed": r.seed,
+            "condition": r.condition,
+            "error": r.error,
+        }
+        for r in results[results["status"] != "ok"].itertuples()
+    ]
+    _write_grid_report(run_dir, spec, results, per_query, summary)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _write_grid_report(run_dir: Path, spec, results, per_query, summary: dict) -> Path:
+    """The grid run's ``report.md``: :func:`write_report` plus the cells and their plan."""
+    import pandas as pd
+
+    from reidlab.stats import compare_to_baseline
+
+    comparison = None
+    if len(per_query):
+        keys = ["dataset", "model", "seed"]
+        has_base = per_query[per_query["condition"] == "original"][keys].drop_duplicates()
+        pq = per_query.merge(has_base, on=keys)  # a cell whose original failed has no baseline
+        if len(pq):
+            comparison = compare_to_baseline(
+                pq, baseline="original", by=("condition", "dataset", "model", "seed")
+            )
+    settings = {
+        "config": Path(summary["config"]).name,
+        "datasets": ", ".join(d.name for d in spec.datasets),
+        "detector": spec.detector,
+        "device": spec.device or "the model's",
+        "engine": spec.engine + (f" at {spec.address}" if spec.address else ""),
+        "parallel cells": summary["parallel"],
+        "threads per cell": summary["threads"] or "planned per worker host",
+    }
+    path = write_report(
+        results, comparison, run_dir, settings=settings, title=f"Study grid {Path(run_dir).name}"
+    )
+    cells = pd.DataFrame(summary["cells"])[
+        ["dataset", "model", "seed", "status", "seconds", "threads", "error"]
+    ]
+    with open(path, "a") as f:
+        f.write(f"\n## Cells ({len(cells)})\n\n{_md_table(cells.fillna(''))}\n")
+    return path
 
 
 def failed_grid_cells(run_dir: Path) -> list[dict]:

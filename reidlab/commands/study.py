@@ -1,4 +1,5 @@
-"""``reidlab study``: run the study notebooks with papermill (see reidlab.study)."""
+"""``reidlab study``: run the study notebooks with papermill, or a grid file (``--config``) in a
+process pool or on a Dask cluster (see reidlab.study, reidlab.grid)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,33 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
-    from reidlab.commands.argtypes import key_value, positive_float
+    from reidlab.commands.argtypes import key_value, positive_float, positive_int
 
     p.add_argument("notebooks", nargs="*", help="notebooks to run (default: all in notebooks/)")
+    grid = p.add_argument_group("grid file (instead of the notebooks; flags override the file)")
+    grid.add_argument(
+        "--config",
+        metavar="FILE",
+        help="run the grid in this YAML file (configs/smoke.yaml, configs/default.yaml, "
+        "configs/market1501.yaml; see reidlab.grid_config)",
+    )
+    grid.add_argument(
+        "--engine", choices=("local", "dask"), help="local process pool or a Dask cluster"
+    )
+    grid.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Dask scheduler (tcp://host:8786), or 'local' for a cluster started here",
+    )
+    grid.add_argument(
+        "--workers", type=positive_int, metavar="N", help="cells run at once (default: cores)"
+    )
+    grid.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch threads per cell or kernel (default: available cores / parallel cells)",
+    )
     p.add_argument("--run-id", help="folder name under the runs folder (default: run-<timestamp>)")
     p.add_argument(
         "--runs-dir",
@@ -46,9 +71,55 @@ def add_arguments(p) -> None:
     )
 
 
+def run_config(args) -> int:
+    """``--config FILE``: run the grid, print each failure and where the run is."""
+    from reidlab import study
+    from reidlab.errors import ReidlabError
+
+    ignored = [
+        flag
+        for flag, given in (
+            ("notebook paths", args.notebooks),
+            ("--smoke", args.smoke),
+            ("-p/--param", args.param),
+            ("--check", args.check),
+        )
+        if given
+    ]
+    if ignored:
+        raise ReidlabError(
+            f"--config runs a grid file; {', '.join(ignored)} apply to notebook runs"
+        )
+    summary = study.run_grid_study(
+        args.config,
+        run_id=args.run_id,
+        runs_dir=args.runs_dir,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        threads=args.threads,
+    )
+    run_dir = Path(summary["run_dir"])
+    for c in summary["failed_cells"]:
+        print(
+            f"failed cell: {c['dataset']} {c['model']} seed {c['seed']} {c['condition']}: "
+            f"{c['error']}"
+        )
+    print(f"grid results are in {run_dir / 'results.csv'}")
+    print(f"report: {run_dir / 'report.md'}")
+    return 1 if summary["failed_cells"] else 0
+
+
 def run(args) -> int:
     from reidlab import study
 
+    if args.config:
+        return run_config(args)
+    grid_only = [f for f in ("engine", "address", "workers") if getattr(args, f) is not None]
+    if grid_only:
+        from reidlab.errors import ReidlabError
+
+        raise ReidlabError(f"--{grid_only[0]} applies to a grid file (--config FILE)")
     params = dict(args.param)
     if args.smoke:
         params.setdefault("smoke", True)
@@ -64,6 +135,7 @@ def run(args) -> int:
         parameters=params,
         keep_going=args.keep_going,
         runs_dir=args.runs_dir,
+        threads=args.threads,
     )
     run_dir = Path(summary["run_dir"])
     for e in summary["notebooks"]:
@@ -76,7 +148,7 @@ def run(args) -> int:
             f"failed cell: {Path(c['results']).parent.name}: {c['model']} seed {c['seed']} {c['condition']}: "
             f"{c['error']}"
         )
-    print(f"executed notebooks and results are in {run_dir}")
+    print(f"executed notebooks and results are in {run_dir} ({summary['threads']} threads each)")
     print(f"report: {run_dir / 'report.md'}")
     failed = [e for e in summary["notebooks"] if e["status"] != "ok"] + summary["failed_cells"]
     if args.check:
