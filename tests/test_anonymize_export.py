@@ -554,3 +554,104 @@ def test_verify_checks_sizes_even_without_hashes(tiny, tmp_path):
     assert verify_export(dst, check_hashes=False) == [expected]
     assert verify_export(dst) == [expected]
     assert main(["verify", "--no-hash", str(dst)]) == 1
+
+
+def test_segmentation_export_uses_the_maps_and_falls_back_to_boxes(tiny, tmp_path):
+    from reidlab.anonymize.masks import anonymization_masks
+
+    src, boxes = tiny
+    rels = [
+        "query/0001_c1s1_000001_00.png",  # a map at 1/4 resolution with a face
+        "query/0002_c2s1_000002_00.png",  # no map: its box
+        "bounding_box_test/0001_c3s1_000003_00.png",  # a NaN map: unusable, its box
+        "bounding_box_test/0002_c1s1_000004_00.png",  # an empty map: its box
+        "bounding_box_test/0003_c2s1_000005_00.png",  # no box, a full-size binary map
+    ]
+    small = np.zeros((8, 4), np.float32)
+    small[2:4, 1:3] = 0.5
+    full = np.zeros((32, 16), np.float32)
+    full[20:23, 4:9] = 1.0
+    nan = np.full((8, 4), np.nan, np.float32)
+    table = dict(zip(rels, [small, None, nan, np.zeros((8, 4), np.float32), full]))
+
+    def maps(paths, images):
+        return [table[Path(p).relative_to(src).as_posix()] for p in paths]
+
+    anon = _anon(method="zero", mask="segmentation", mask_dilate=1, scale=1.2)
+    dst = tmp_path / "seg"
+    m = export_dataset(
+        src, dst, faces=boxes_faces(boxes), maps=maps, anonymizer=anon, fmt="png", progress=False
+    )
+    assert m["anonymizer"]["mask"] == "segmentation"
+    assert (m["anonymizer"]["mask_threshold"], m["anonymizer"]["mask_dilate"]) == (0.02, 1)
+    assert m["face_maps"]["resize"].startswith("bilinear")
+    files = m["files"]
+    assert [files[r]["mask_from"] for r in rels] == [
+        "segmentation",
+        "boxes",
+        "boxes",
+        "boxes",
+        "segmentation",
+    ]
+    assert "finite" in files[rels[2]]["invalid_map"] and "invalid_map" not in files[rels[0]]
+    assert m["counts"]["mask_from_segmentation"] == 2 and m["counts"]["invalid_map"] == 1
+    for rel in rels:
+        a, b = read_rgb(src / rel), read_rgb(dst / rel)
+        fm = table[rel]
+        fm = None if fm is None or np.isnan(fm).any() else torch.from_numpy(fm)
+        region = (
+            anonymization_masks(
+                [torch.from_numpy(boxes[str(src / rel)])],
+                None,
+                a.shape[:2],
+                "segmentation",
+                scale=1.2,
+                face_maps=[fm],
+                mask_dilate=1,
+            )[0, 0].numpy()
+            > 0
+        )
+        assert region.any() and np.array_equal(a[~region], b[~region]) and (b[region] == 0).all()
+    # the full-size binary map by hand: rows 19..23 x cols 3..9 after a 1 px dilation
+    hand = np.zeros((32, 16), bool)
+    hand[19:24, 3:10] = True
+    b = read_rgb(dst / rels[4])
+    assert np.array_equal((b == 0).all(axis=2) | hand, hand) and (b[hand] == 0).all()
+    assert verify_export(dst) == []
+    # segmentation without maps is refused up front
+    with pytest.raises(ExportError, match="needs face maps"):
+        export_dataset(src, tmp_path / "x", faces=boxes_faces(boxes), anonymizer=anon)
+
+
+def test_segmentation_cli_with_reidface_and_a_boxes_only_detector(tiny, tmp_path, capsys):
+    from reidlab.cli import main
+
+    src, _ = tiny
+    dst = tmp_path / "cli"
+    argv = ["anonymize", str(src), str(dst), "--method", "zero", "--format", "png"]
+    rc = main([*argv, "--detector", "reidface", "--mask", "segmentation", "--no-progress"])
+    assert rc == 0
+    m = json.loads((dst / MANIFEST).read_text())
+    assert m["detector"]["name"] == "reidface"
+    assert {k: m["anonymizer"][k] for k in ("mask", "mask_threshold", "mask_dilate")} == {
+        "mask": "segmentation",
+        "mask_threshold": 0.02,
+        "mask_dilate": 2,
+    }
+    assert all(f["mask_from"] in ("segmentation", "boxes") for f in m["files"].values())
+    assert "face-map pixels anonymized in" in capsys.readouterr().out
+    rc = main(
+        [
+            *argv[:2],
+            str(tmp_path / "cf"),
+            *argv[3:],
+            "--detector",
+            "centerface",
+            "--mask",
+            "segmentation",
+            "--no-progress",
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "centerface gives boxes only" in err and len(err.strip().splitlines()) == 1

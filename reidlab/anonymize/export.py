@@ -30,7 +30,11 @@ The manifest:
 * ``files``: per output file its source path, source and output sha256, output ``size`` (bytes),
   the boxes used (``x1, y1, x2, y2, score``, original pixels), whether the fail-closed prior was used,
   and, only where the face source's boxes were unusable, ``invalid_boxes`` (the rows as given;
-  non-finite numbers as the strings ``"nan"``, ``"inf"``, ``"-inf"``);
+  non-finite numbers as the strings ``"nan"``, ``"inf"``, ``"-inf"``); with ``mask="segmentation"``
+  also ``mask_from`` (``"segmentation"``: the face map's pixels, or ``"boxes"``: the fallback) and,
+  for an unusable map, ``invalid_map`` (why); the config then has ``face_maps`` (how maps are
+  resized and what replaces a missing one), and the anonymizer's settings the threshold and
+  dilation;
 * ``copied``: non-image files with their sha256 and size; ``corrupt``: unreadable source files
   (skipped, never silently dropped) with the reason and ``kind`` (``"image"`` or ``"other"``);
 * ``counts`` (including ``invalid_boxes``), ``resume`` (what the resume check found:
@@ -78,6 +82,8 @@ FORMATS = ("source", "png")
 
 # (absolute source paths, decoded RGB uint8 images) -> one (K, 4) or (K, 5) float array per image
 FaceFn = Callable[[Sequence[str], Sequence[np.ndarray]], Sequence[np.ndarray]]
+# (absolute source paths, decoded RGB uint8 images) -> one (h, w) face map (or None) per image
+MapFn = Callable[[Sequence[str], Sequence[np.ndarray]], Sequence[np.ndarray | None]]
 
 
 class ExportError(ReidlabError):
@@ -217,6 +223,32 @@ def encode(image: np.ndarray, ext: str, quality: int = 95) -> bytes:
 def detector_faces(detector) -> FaceFn:
     """A :data:`FaceFn` from a :mod:`reidlab.faces` detector (path-aware ones, the oracle, use the paths)."""
     return lambda paths, images: detector.detect_batch(list(images), list(paths))
+
+
+def detector_maps(detector) -> MapFn:
+    """A :data:`MapFn` from a detector that gives per-pixel face maps (reidface); another raises
+    its "gives boxes only" :class:`~reidlab.faces.base.DetectorError` here, before any work."""
+    if not getattr(detector, "gives_maps", False):
+        detector.face_maps([])
+    return lambda paths, images: detector.face_maps(list(images))
+
+
+def _face_map(
+    raw, height: int, width: int, threshold: float
+) -> tuple[np.ndarray | None, bool, str | None]:
+    """``(map, has_face, None)`` for a usable face map of one image (``has_face``: something is
+    at or above ``threshold`` after the anonymizer's resize, i.e. the map, not the boxes, will be
+    used), or ``(None, False, why)`` for an unusable one (the image then gets its boxes)."""
+    from reidlab.anonymize.masks import segmentation_masks
+
+    if raw is None:  # no map for this image: its boxes, nothing to report
+        return None, False, None
+    try:
+        m = np.asarray(raw, dtype=np.float32)
+        seg, _ = segmentation_masks([m], (height, width), threshold, 0)
+    except (TypeError, ValueError) as e:
+        return None, False, str(e)
+    return m, bool(seg.any()), None
 
 
 def boxes_faces(boxes: dict[str, np.ndarray]) -> FaceFn:
@@ -444,6 +476,7 @@ def export_dataset(
     *,
     faces: FaceFn,
     anonymizer,
+    maps: MapFn | None = None,
     detector_info: dict | None = None,
     fail_closed=None,
     fmt: str = "source",
@@ -462,6 +495,12 @@ def export_dataset(
             An unusable answer for an image (NaN/inf, inverted, far outside the image, wrong shape)
             gets that image the head prior box, flagged ``invalid_boxes`` in the manifest.
         anonymizer: an :class:`~reidlab.anonymize.Anonymizer` (its ``settings()`` go in the manifest).
+        maps: per-pixel face maps per batch, see :data:`MapFn` (:func:`detector_maps`); required
+            by an anonymizer with ``mask="segmentation"`` and not called otherwise. An image whose
+            map is missing or unusable (wrong shape, larger than the image, not probabilities in
+            [0, 1]), or has nothing above the threshold, gets its boxes' mask (the detected boxes,
+            else the fail-closed prior where set); the manifest says per file which
+            (``mask_from``) and lists unusable maps (``invalid_map``).
         detector_info: ``{"name": ..., "params": {...}}`` for the manifest.
         fail_closed: ``None`` or a :class:`reidlab.faces.prior.HeadPrior` option (float = height
             fraction): images with no face get the head prior box instead, marked ``fail_closed``.
@@ -490,6 +529,12 @@ def export_dataset(
     if int(batch_size) < 1:
         raise ExportError(f"batch_size must be >= 1, got {batch_size}")
     src, dst = check_destination(src, dst)
+    segmentation = getattr(anonymizer, "values", {}).get("mask") == "segmentation"
+    if segmentation and maps is None:
+        raise ExportError(
+            "mask segmentation needs face maps: pass maps=detector_maps(detector) with a detector "
+            "that gives them (reidface)"
+        )
     prior = HeadPrior.from_option(fail_closed)
     config = {
         "source": str(src),
@@ -501,12 +546,19 @@ def export_dataset(
         "anonymizer": anonymizer.settings(),
         "output": {"format": fmt, "quality": int(quality) if fmt == "source" else None},
     }
+    if segmentation:  # (only then: the configs of box-mask exports stay as they were, for resume)
+        config["face_maps"] = {
+            "resize": "bilinear (align_corners=False) to the image size, never shrunk",
+            "fallback": "the image's boxes (detected, else the fail-closed prior) where the map "
+            "is missing, unusable or has nothing above mask_threshold",
+        }
     try:
         return _export(
             src,
             dst,
             config,
             faces,
+            maps if segmentation else None,
             anonymizer,
             prior,
             fmt,
@@ -532,6 +584,7 @@ def _export(
     dst: Path,
     config: dict,
     faces: FaceFn,
+    maps: MapFn | None,
     anonymizer,
     prior,
     fmt: str,
@@ -689,6 +742,33 @@ def _export(
                     f"the face source answered {got} for {len(decoded)} images ({paths[0]}, ...): "
                     "it must return one (K, 4|5) array per image"
                 )
+            face_maps: list = [None] * len(decoded)
+            map_used: list[bool] = [False] * len(decoded)
+            map_invalid: list[str | None] = [None] * len(decoded)
+            if maps is not None:
+                got_maps = list(maps(paths, [im for _, im in decoded]))
+                if len(got_maps) != len(decoded):
+                    raise ExportError(
+                        f"the face-map source answered {len(got_maps)} maps for {len(decoded)} "
+                        f"images ({paths[0]}, ...): it must return one (h, w) map per image"
+                    )
+                thr = anonymizer.values["mask_threshold"]
+                for i, ((_, im), raw) in enumerate(zip(decoded, got_maps)):
+                    m, has, why = _face_map(raw, im.shape[0], im.shape[1], thr)
+                    face_maps[i], map_used[i] = m, has
+                    if m is None:
+                        map_invalid[i] = why
+                n_bad_maps = sum(1 for v in map_invalid if v is not None)
+                if n_bad_maps:
+                    i = next(i for i, v in enumerate(map_invalid) if v is not None)
+                    log.warning(
+                        "the face-map source gave unusable maps for %d of %d images (e.g. %s: %s);"
+                        " they get their boxes' mask instead (invalid_map in the manifest)",
+                        n_bad_maps,
+                        len(decoded),
+                        paths[i],
+                        map_invalid[i],
+                    )
             timing["detect"] += time.perf_counter() - t
             used, prior_used, detected, invalid = [], [], [], []
             for (rel, im), raw in zip(decoded, answer):
@@ -730,7 +810,16 @@ def _export(
                             0, 3, 1, 2
                         )
                         x = batch.float().div_(255.0)
-                        y = anonymizer(x, [torch.from_numpy(used[i][:, :4]) for i in idx])
+                        y = anonymizer(
+                            x,
+                            [torch.from_numpy(used[i][:, :4]) for i in idx],
+                            face_maps=None
+                            if maps is None
+                            else [
+                                None if face_maps[i] is None else torch.from_numpy(face_maps[i])
+                                for i in idx
+                            ],
+                        )
                         out = (
                             y.mul(255.0)
                             .round_()
@@ -764,6 +853,10 @@ def _export(
                 }
                 if invalid[i] is not None:
                     rec["invalid_boxes"] = invalid[i]
+                if maps is not None:
+                    rec["mask_from"] = "segmentation" if map_used[i] else "boxes"
+                    if map_invalid[i] is not None:
+                        rec["invalid_map"] = map_invalid[i]
                 timing["hash"] += time.perf_counter() - t2
                 record(rec)  # only now: the output is completely on disk
             bar.update(len(chunk))
@@ -816,6 +909,7 @@ def _finalise(
                     "detected": r["detected"],
                     "fail_closed": r["fail_closed"],
                     **({"invalid_boxes": r["invalid_boxes"]} if "invalid_boxes" in r else {}),
+                    **{k: r[k] for k in ("mask_from", "invalid_map") if k in r},
                 }
     n_face = sum(1 for f in files.values() if f["detected"] > 0)
     manifest = {
@@ -833,6 +927,16 @@ def _finalise(
             "invalid_boxes": sum(1 for f in files.values() if "invalid_boxes" in f),
             "corrupt": len(corrupt),
             "copied": len(copied),
+            **(
+                {
+                    "mask_from_segmentation": sum(
+                        1 for f in files.values() if f.get("mask_from") == "segmentation"
+                    ),
+                    "invalid_map": sum(1 for f in files.values() if "invalid_map" in f),
+                }
+                if "face_maps" in config
+                else {}
+            ),
         },
         "resume": resume,
         "timing_s_this_run": {k: round(v, 3) for k, v in timing.items()},
@@ -900,9 +1004,11 @@ __all__ = [
     "MANIFEST",
     "ExportError",
     "FaceFn",
+    "MapFn",
     "boxes_faces",
     "check_destination",
     "detector_faces",
+    "detector_maps",
     "export_dataset",
     "verify_export",
     "walk_files",

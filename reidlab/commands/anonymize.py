@@ -6,6 +6,12 @@ Example (Market-1501 query, CenterFace at 2x, fail-closed head prior for crops w
         --method blur --detector centerface --upscale 2 --threshold 0.5 --fail-closed 0.3 \\
         --mask ellipse --scale 1.2
     reidlab verify /data/market1501_blur
+
+Exactly the predicted face pixels (reidface's face map >= 0.02, dilated 2 px; crops whose map has
+nothing above the threshold get their boxes, or the head prior with --fail-closed)::
+
+    reidlab anonymize ../shared/market1501 /data/market1501_seg --detector reidface \
+        --mask segmentation --mask-threshold 0.02 --mask-dilate 2
 """
 
 from __future__ import annotations
@@ -139,7 +145,12 @@ def _quality(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from reidlab.anonymize import Anonymizer
-    from reidlab.anonymize.export import check_destination, detector_faces, export_dataset
+    from reidlab.anonymize.export import (
+        check_destination,
+        detector_faces,
+        detector_maps,
+        export_dataset,
+    )
     from reidlab.commands.argtypes import dataset_options
     from reidlab.errors import ReidlabError
     from reidlab.faces.options import detector_from_args
@@ -156,10 +167,13 @@ def run(args: argparse.Namespace) -> int:
         )
     det = detector_from_args(args, root=args.src)
     anon = Anonymizer(**settings)
+    # --mask segmentation: the detector's face maps (one line, exit 2, for a boxes-only detector)
+    maps = detector_maps(det) if anon.values["mask"] == "segmentation" else None
     m = export_dataset(
         args.src,
         args.dst,
         faces=detector_faces(det),
+        maps=maps,
         detector_info={"name": det.name, "params": det.params},
         anonymizer=anon,
         fail_closed=args.fail_closed,
@@ -176,6 +190,11 @@ def run(args: argparse.Namespace) -> int:
         f"faces detected in {c['with_face']}, none in {c['without_face']} "
         f"({c['fail_closed']} anonymized with the fail-closed head prior)"
     )
+    if "mask_from_segmentation" in c:
+        print(
+            f"face-map pixels anonymized in {c['mask_from_segmentation']} images, the boxes in "
+            f"the others ({c['invalid_map']} with an unusable map)"
+        )
     if c["corrupt"]:
         print(f"{c['corrupt']} unreadable source images skipped (listed in manifest.json):")
         for e in m["corrupt"]:
