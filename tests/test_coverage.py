@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reidlab.evaluation.coverage import coverage_cue, top_valid_matches
+from reidlab.evaluation.coverage import coverage_cue, cue_columns, top_valid_matches
 
 # Two queries, seven gallery crops (hand-made; the expected figures below are worked by hand).
 Q_PIDS, Q_CAMS = [1, 2], [0, 1]
@@ -46,6 +46,7 @@ def test_one_anonymized_query_by_hand():
         "wrong_top2_count": 1,
         "anon_queries": 1,
     }
+    assert tuple(c) == cue_columns(2)  # the columns the results table documents
     c = cue([True, False], k=3, distmat=DIST)  # g2, g1, g3: wrong g2 g3, both anonymized
     assert c["wrong_top3_anon_share"] == 1.0 and c["wrong_top3_count"] == 2
     c = cue([True, False], k=10, distmat=DIST)  # wrong g2 g3 g5 g6: 2 of 4

@@ -13,7 +13,9 @@ has become a cue the model can use. :func:`coverage_cue` measures it from a rank
   matches were drawn at random from each query's possible wrong matches (its valid gallery items
   of other pids), weighted like the measured share (by each query's number of wrong matches).
 
-A measured share well above its chance share means anonymized queries are drawn to anonymized
+:func:`result_coverage_cue` reads the same from an :class:`~reidlab.evaluation.EvalResult` made
+with ``evaluate(..., keep_topk=10)`` (the top-k ranking and the crops with a face box are kept, no
+features are recomputed). A measured share well above its chance share means anonymized queries are drawn to anonymized
 gallery crops. Computed from the original ranking (with the flags the anonymizer *would* use)
 and from the anonymized ranking, it shows how anonymization changes who the wrong matches are.
 :func:`coverage_table` puts those two side by side from :func:`reidlab.experiment.run_experiment`'s
