@@ -186,3 +186,72 @@ def test_gradcheck_wrt_image(name):
         x.grad.permute(1, 0, 2, 3)[:, ~region],
         torch.ones(3, int((~region).sum()), dtype=torch.float64),
     )
+
+
+def test_pixel_coverage_hand_case(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from reidlab.faces.measure import coverage_counts, pixel_coverage
+
+    assert coverage_counts(np.array([[1, 1, 0]], bool), np.array([[0, 1, 1]], bool)) == {
+        "face_px": 2,
+        "covered": 1,
+        "anonymized_px": 2,
+        "pixels": 3,
+    }
+    masks = tmp_path / "parsing"
+    masks.mkdir()
+    a = np.zeros((8, 6), np.uint8)
+    a[2:4, 1:4] = 13  # 6 face pixels
+    a[0:2, 1:4] = 2  # hair: not face
+    cv2.imwrite(str(masks / "a.png"), a)
+    cv2.imwrite(str(masks / "b.png"), np.zeros((8, 6), np.uint8))  # no face
+    paths = [
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "b.jpg"),
+        str(tmp_path / "c.jpg"),
+    ]  # c: no mask
+    boxes = {paths[0]: np.array([[1.0, 1.0, 3.0, 4.0, 0.9]], np.float32)}
+    # box: pixel centres in [1, 3) x [1, 4) = cols 1-2, rows 1-3 (6 px), 4 of them face
+    r = pixel_coverage(boxes, paths, masks, mask="box")
+    assert (r["crops"], r["no_mask"], r["face_px"], r["covered"], r["anonymized_px"]) == (
+        2,
+        1,
+        6,
+        4,
+        6,
+    )
+    assert r["face_px_covered"] == pytest.approx(4 / 6) and r["overblur"] == pytest.approx(2 / 6)
+    assert r["area"] == pytest.approx(6 / 96)
+    # scale 2 about the centre (2, 2.5): [0, 4) x [-0.5, 5.5) = cols 0-3, rows 0-4: 20 px, all face
+    r = pixel_coverage(boxes, paths, masks, mask="box", scale=2.0)
+    assert (r["covered"], r["anonymized_px"]) == (6, 20)
+    # segmentation with the face itself as the map: exact, then dilated 1 px (rows 1-4, cols 0-4)
+    maps = {paths[0]: (a == 13).astype(np.float32), paths[1]: np.zeros((8, 6), np.float32)}
+    r = pixel_coverage(boxes, paths, masks, mask="segmentation", face_maps=maps, mask_dilate=0)
+    assert (r["covered"], r["anonymized_px"], r["overblur"]) == (6, 6, 0.0)
+    r = pixel_coverage(boxes, paths, masks, mask="segmentation", face_maps=maps, mask_dilate=1)
+    assert (r["covered"], r["anonymized_px"]) == (6, 20)
+    assert r["overblur"] == pytest.approx(14 / 20) and r["mask_dilate"] == 1
+    # no map for a: its box (fail closed), as the anonymizer does
+    r = pixel_coverage(boxes, paths, masks, mask="segmentation", face_maps={})
+    assert (r["covered"], r["anonymized_px"]) == (4, 6)
+
+
+def test_reidface_maps_and_boxes_only_detectors():
+    from reidlab.faces import build_detector
+    from reidlab.faces.base import DetectorError
+
+    cv2 = pytest.importorskip("cv2")
+    det = build_detector("reidface")
+    rng = np.random.default_rng(0)
+    imgs = [
+        rng.integers(0, 256, (128, 64, 3), np.uint8),
+        rng.integers(0, 256, (96, 40, 3), np.uint8),
+    ]
+    maps = det.face_maps(imgs)
+    assert [m.shape for m in maps] == [(32, 16), (32, 16)] and det.gives_maps
+    assert all(m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1 for m in maps)
+    soft = det.soft_masks(imgs)
+    assert np.allclose(soft[1], cv2.resize(maps[1], (40, 96), interpolation=cv2.INTER_LINEAR))
+    with pytest.raises(DetectorError, match="centerface gives boxes only"):
+        build_detector("centerface").face_maps(imgs)

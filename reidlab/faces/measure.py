@@ -12,6 +12,12 @@ Definitions (used in ``data/faces.md`` and the notebooks):
   share where some single box covers the face; **face-less box rate**: among crops with 0 face pixels,
   the share that get any box.
 * **Detection rate** (:func:`detection_rate`): share of images with >= 1 (non-prior) box.
+* **Pixel coverage** (:func:`pixel_coverage`): the anonymized region of each crop is where the
+  anonymizer's own mask (:func:`reidlab.anonymize.masks.anonymization_masks`: box, ellipse or
+  segmentation, with its scale / threshold / dilation) is > 0. Pooled over all crops with a parsing
+  mask: **face px covered** = face pixels inside the region / all face pixels; **over-blur** =
+  anonymized pixels that are not face / all anonymized pixels (its cost); **area** = anonymized
+  pixels / all pixels.
 """
 
 from __future__ import annotations
@@ -163,6 +169,108 @@ def parsing_recall(
         "min_face_px": min_face_px,
         "cover": cover,
     }
+
+
+def coverage_counts(region: np.ndarray, face: np.ndarray) -> dict:
+    """Pixel counts of one crop (or a stack): ``face_px``, ``covered`` (face pixels in the region),
+    ``anonymized_px`` (region pixels) and ``pixels`` (all)."""
+    region, face = np.asarray(region, bool), np.asarray(face, bool)
+    if region.shape != face.shape:
+        raise ValueError(f"region {region.shape} and face mask {face.shape} differ in shape")
+    return {
+        "face_px": int(face.sum()),
+        "covered": int((region & face).sum()),
+        "anonymized_px": int(region.sum()),
+        "pixels": int(region.size),
+    }
+
+
+def coverage_shares(counts: dict) -> dict:
+    """``face_px_covered``, ``overblur`` and ``area`` shares from pooled :func:`coverage_counts`
+    (NaN where undefined: no face pixel / nothing anonymized)."""
+    f, c, a, n = counts["face_px"], counts["covered"], counts["anonymized_px"], counts["pixels"]
+    return {
+        "face_px_covered": c / f if f else float("nan"),
+        "overblur": (a - c) / a if a else float("nan"),
+        "area": a / n if n else float("nan"),
+    }
+
+
+def pixel_coverage(
+    boxes: Mapping[str, np.ndarray],
+    image_paths: Sequence[str],
+    mask_dir: str | Path,
+    *,
+    mask: str = "box",
+    scale: float = 1.0,
+    face_maps: Mapping[str, np.ndarray] | None = None,
+    mask_threshold: float | None = None,
+    mask_dilate: int | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> dict:
+    """Pooled pixel coverage and over-blur of the anonymizer's mask against parsing masks.
+
+    Args:
+        boxes: ``{image path: (K, >=4)}`` the boxes the anonymizer gets (missing = none).
+        image_paths: crops to measure; those without a mask in ``mask_dir`` are skipped (counted).
+        mask, scale: the anonymizer's ``mask`` kind and box ``scale``.
+        face_maps: ``{image path: (h, w) map}`` for ``mask="segmentation"`` (missing = the boxes).
+        mask_threshold, mask_dilate: segmentation settings (``None``: the anonymizer's defaults).
+
+    Returns:
+        one flat dict: ``crops``, ``no_mask``, the pooled :func:`coverage_counts` and
+        :func:`coverage_shares`, and the settings.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from reidlab.anonymize.masks import (
+        DEFAULT_MASK_DILATE,
+        DEFAULT_MASK_THRESHOLD,
+        anonymization_masks,
+    )
+    from reidlab.batching import batches_by_shape
+
+    thr = DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold
+    dil = DEFAULT_MASK_DILATE if mask_dilate is None else mask_dilate
+    faces, paths, n_nomask = [], [], 0
+    for p in tqdm(image_paths, desc="parsing masks", disable=not progress, leave=False):
+        mp = mask_path_for(p, mask_dir)
+        if not mp.is_file():
+            n_nomask += 1
+            continue
+        faces.append(read_face_mask(mp))
+        paths.append(str(p))
+    total = {"face_px": 0, "covered": 0, "anonymized_px": 0, "pixels": 0}
+    empty = np.zeros((0, 4), np.float32)
+    for idx in batches_by_shape(faces, batch_size=batch_size):
+        bx = [torch.from_numpy(_as_boxes(boxes.get(paths[i], empty))[:, :4].copy()) for i in idx]
+        fm = None
+        if mask == "segmentation" and face_maps is not None:
+            fm = [
+                None if face_maps.get(paths[i]) is None else torch.from_numpy(face_maps[paths[i]])
+                for i in idx
+            ]
+        region = (
+            anonymization_masks(
+                bx,
+                None,
+                faces[idx[0]].shape,
+                mask,
+                scale,
+                face_maps=fm,
+                mask_threshold=thr,
+                mask_dilate=dil,
+            )[:, 0].numpy()
+            > 0
+        )
+        for k, v in coverage_counts(region, np.stack([faces[i] for i in idx])).items():
+            total[k] += v
+    settings = {"mask": mask, "scale": scale}
+    if mask == "segmentation":
+        settings.update(mask_threshold=thr, mask_dilate=dil)
+    return {"crops": len(paths), "no_mask": n_nomask, **total, **coverage_shares(total), **settings}
 
 
 def detection_rate(df, num_images: int | None = None) -> float:
