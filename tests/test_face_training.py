@@ -227,3 +227,16 @@ def test_cli_missing_masks_folder_is_one_line_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(tmp_path / "bounding_box_train_parsing_pgt") in err
+
+
+def test_cli_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    import torch
+
+    from reidlab.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    root = _market_layout(tmp_path / "m", ids=2, per_id=1)
+    assert main(["train-faces", "--root", str(root), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cuda was asked for" in err

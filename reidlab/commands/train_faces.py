@@ -37,11 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from reidlab import paths
     from reidlab.config import config_from_args
     from reidlab.faces import face_data
-    from reidlab.faces.training import FaceTrainConfig, train_faces
+    from reidlab.faces.training import FaceTrainConfig, resolve_device, train_faces
 
     cfg = config_from_args(FaceTrainConfig, args)
     root = Path(args.root) if args.root else paths.data_dir() / "market1501"
     face_data.parsed_crop_names(root)  # a missing folder fails here, naming it, before any work
+    resolve_device(cfg.device)  # so does --device cuda without CUDA
     out = Path(args.out) if args.out else paths.runs_dir() / "train-faces" / "reidface.pt"
     s = train_faces(root, out, cfg, progress=args.progress)
     last = s["history"][-1]

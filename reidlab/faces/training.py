@@ -83,7 +83,8 @@ def _detector_default(name: str):
     return inspect.signature(ReidFaceDetector.__init__).parameters[name].default
 
 
-def _device(name: str):
+def resolve_device(name: str):
+    """``auto`` / ``cpu`` / ``cuda`` -> a torch device (``cuda`` without one: ``ValueError``)."""
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
@@ -182,8 +183,8 @@ def fit(
 ) -> tuple[dict, list[dict]]:
     """Train a localizer on ``images[train_idx]`` (default: all; ``cfg.limit`` keeps the first N).
 
-    Returns the CPU state dict and one row per epoch (loss, times, tune metrics when ``tune_idx``
-    is given). Torch's thread count and determinism flag are restored afterwards.
+    Returns the CPU state dict and one row per epoch (mean loss, times, tune metrics when
+    ``tune_idx`` is given, every step's loss when the run has at most 32 steps). Torch's thread count and determinism flag are restored afterwards.
     """
     import torch
     from tqdm.auto import tqdm
@@ -194,7 +195,7 @@ def fit(
     steps = len(train_idx) // cfg.batch
     if steps == 0:
         raise ValueError(f"batch: {cfg.batch} is more than the {len(train_idx)} training crops")
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     if device.type == "cuda":  # cuBLAS is deterministic only with a fixed workspace
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     threads, det, det_warn = (
@@ -332,7 +333,7 @@ def train_faces(
         "crops": len(data["names"]),
         "split": {"split_seed": cfg.split_seed, "sha": json_hash(split), **split},
         "crops_per_part": {k: len(v) for k, v in idx.items()},
-        "device": str(_device(cfg.device)),
+        "device": str(resolve_device(cfg.device)),
         "torch": torch.__version__,
         "history": history,
         "wall_s": time.time() - t_start,
