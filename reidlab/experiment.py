@@ -109,7 +109,9 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
     return Anonymizer(**_anon_settings(method, cfg))
 
 
-def _train_config(model_name: str, seed: int, cfg: ExperimentConfig, boxes, method):
+def _train_config(
+    model_name: str, seed: int, cfg: ExperimentConfig, boxes, method, progress: bool = False
+):
     """The TrainConfig of one grid cell: ``cfg.recipe`` with the grid's settings, trained on
     original data (``method`` None) or anonymized with ``method``."""
     from reidlab.paths import runs_dir
@@ -129,17 +131,22 @@ def _train_config(model_name: str, seed: int, cfg: ExperimentConfig, boxes, meth
         anonymizer=anon,
         boxes=boxes if anon else None,
         final_eval=False,
-        progress=False,
+        progress=progress,
         **({"epochs": cfg.epochs} if cfg.epochs else {}) | dict(cfg.train_options),
     )
 
 
 def _train(
-    model_name: str, seed: int, cfg: ExperimentConfig, boxes: dict | None, method: str | None
+    model_name: str,
+    seed: int,
+    cfg: ExperimentConfig,
+    boxes: dict | None,
+    method: str | None,
+    progress: bool = False,
 ):
     from reidlab.training import train
 
-    model = train(_train_config(model_name, seed, cfg, boxes, method), return_model=True)
+    model = train(_train_config(model_name, seed, cfg, boxes, method, progress), return_model=True)
     model = model["model_object"]
     model.eval()
     return model
@@ -345,7 +352,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             else:
 
                 def make(model_name=model_name, seed=seed):
-                    return _train(model_name, seed, cfg, boxes, None)
+                    return _train(model_name, seed, cfg, boxes, None, progress)
 
             cells = [(row(model_name, seed, "original", "none", "none", "original"), None, None)]
             for method in cfg.methods:
@@ -373,7 +380,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
                 anon = lambda method=method: _anonymizer(method, cfg)
                 cell_safe(
                     lambda method=method, model_name=model_name, seed=seed: _train(
-                        model_name, seed, cfg, boxes, method
+                        model_name, seed, cfg, boxes, method, progress
                     ),
                     [
                         (

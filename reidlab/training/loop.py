@@ -512,6 +512,23 @@ def _evaluate(run: Run) -> dict:
     return {k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))}
 
 
+def _epoch_bar(run: Run, start_epoch: int):
+    """The run's progress: one bar over epochs (loss and img/s of the last epoch, tqdm's ETA),
+    labelled with the model, seed and training data; the batch bar of each epoch sits under it."""
+    from tqdm.auto import tqdm
+
+    cfg = run.cfg
+    data = f"anonymized:{cfg.anonymizer['method']}" if cfg.anonymizer else "original"
+    return tqdm(
+        total=cfg.epochs,
+        initial=start_epoch,
+        desc=f"train {cfg.model} seed {cfg.seed} on {data}",
+        unit="epoch",
+        disable=not (run.main and cfg.progress),
+        dynamic_ncols=True,
+    )
+
+
 def train_epoch(run: Run, epoch: int) -> dict:
     """Train 0-based ``epoch``; returns its ``metrics.jsonl`` row (before any evaluation)."""
     import torch
@@ -527,6 +544,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
         disable=not (run.main and cfg.progress),
         leave=False,
+        position=1,
     )
     for batch in bar:
         try:
@@ -590,9 +608,12 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
         run.core.pretrained_source,
     )
     metrics_file = run.out / "metrics.jsonl"
+    bar = _epoch_bar(run, start_epoch)
     for epoch in range(start_epoch, cfg.epochs):
         row = train_epoch(run, epoch)
         run.sched.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{row.get('loss', float('nan')):.3f}", img_s=row["images_per_s"])
         periodic = cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs
         if periodic and run.main:
             row["eval"] = _evaluate(run)
@@ -606,6 +627,7 @@ def _train(cfg: TrainConfig, *, return_model: bool = False) -> dict:
             epoch + 1,
             {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in row.items()},
         )
+    bar.close()
     if run.distributed:
         dist.barrier()
 
