@@ -290,7 +290,9 @@ def save_weights(path: str | Path, state: dict, cfg: FaceTrainConfig) -> Path:
         },
         path,
     )
-    load_network(str(path.resolve()))
+    # check it loads, without filling load_network's per-path cache (a later run may overwrite
+    # this path in the same process)
+    load_network.__wrapped__(str(path.resolve()))
     return path
 
 
