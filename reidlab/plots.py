@@ -167,17 +167,9 @@ def crop_grid(
             ax.set_title(titles[i], fontsize=7)
     for r, label in enumerate(row_labels or []):
         axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
-    H = fig.get_figheight()
-    if title:
-        fig.suptitle(title, fontsize=9, x=0.02, y=1 - 0.05 / H, ha="left", va="top")
-    if box_label:
-        fig.legend(
-            handles=[Patch(fill=False, edgecolor=box_color, label=box_label)],
-            loc="upper left",
-            bbox_to_anchor=(0.01, 1 - (0.35 if title else 0.05) / H),
-            fontsize=7,
-            frameon=False,
-        )
+    _header(
+        fig, title, [Patch(fill=False, edgecolor=box_color, label=box_label)] if box_label else None
+    )
     return fig
 
 
@@ -188,19 +180,21 @@ def side_by_side(
     scale: float = 1.2,
     title: str | None = None,
     label_width: float = 1.4,
+    legend: Sequence | None = None,
 ):
     """Rows: ``original`` then each named variant; columns: the first ``max_images`` crops.
 
     ``original`` and each variant are ``(B, 3, H, W)`` tensors in [0, 1] (or lists of arrays).
     Each crop gets ``scale`` inches of height whatever the labels: the labels sit in a fixed
-    left margin of ``label_width`` inches (write a long label over several lines).
+    left margin of ``label_width`` inches (write a long label over several lines). ``legend``:
+    matplotlib handles (e.g. a ``Patch`` per kind of box drawn), shown under the title.
     """
     plt = _plt()
     rows = {"original": original, **dict(variants)}
     n = min(max_images, len(original))
     h, w = _as_hwc(original[0]).shape[:2]
     cw, ch = scale * w / h, scale
-    top = 0.45 if title else 0.1
+    top = 0.15 + 0.3 * bool(title) + 0.25 * bool(legend)
     fig, axes = plt.subplots(
         len(rows),
         n,
@@ -218,9 +212,25 @@ def side_by_side(
             _bare(ax)
             if c == 0:
                 ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    _header(fig, title, legend)
     return fig
+
+
+def _header(fig, title: str | None, handles: Sequence | None, fontsize: int = 9) -> None:
+    """The title on the first line and the legend on the next, both left-aligned at the top
+    (in the margin the figure reserved: 0.3 in for a title, 0.25 in for a legend)."""
+    H = fig.get_figheight()
+    if title:
+        fig.suptitle(title, fontsize=fontsize, x=0.01, y=1 - 0.05 / H, ha="left", va="top")
+    if handles:
+        fig.legend(
+            handles=list(handles),
+            loc="upper left",
+            bbox_to_anchor=(0.005, 1 - (0.35 if title else 0.05) / H),
+            ncol=len(handles),
+            fontsize=7,
+            frameon=False,
+        )
 
 
 def ranked_rows(rows: Sequence[Mapping], topk: int = 10, title: str = "", scale: float = 1.2):
@@ -235,7 +245,7 @@ def ranked_rows(rows: Sequence[Mapping], topk: int = 10, title: str = "", scale:
     from matplotlib.patches import Patch, Rectangle
 
     plt = _plt()
-    label_w, top = 1.3, 0.75
+    label_w, top = 1.3, 0.85
     h, w = _as_hwc(rows[0]["query_image"]).shape[:2]
     cw, ch = scale * w / h, scale
     fig, axes = plt.subplots(
@@ -280,14 +290,13 @@ def ranked_rows(rows: Sequence[Mapping], topk: int = 10, title: str = "", scale:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title or f"Ranked gallery: top {topk} per query", fontsize=10, x=0.02, ha="left")
     handles = [
         Patch(facecolor="none", edgecolor=TRUE_MATCH, lw=2, label="same identity (true match)"),
         Patch(facecolor="none", edgecolor=WRONG_MATCH, lw=2, label="other identity"),
     ]
     if any(row.get("query_marked") or any(row.get("marked") or []) for row in rows):
         handles.append(Patch(facecolor=ANONYMIZED, label="face anonymized"))
-    fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=7, frameon=False)
+    _header(fig, title or f"Ranked gallery: top {topk} per query", handles)
     return fig
 
 

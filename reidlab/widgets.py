@@ -199,17 +199,14 @@ def static_settings_figure(
         scale=EXPLORER_CROP_IN,
         title=f"Original crops (top row) and each anonymization setting below; {faces} of {n} "
         f"crops have a face at detector threshold {fmt_value(threshold)}",
+        legend=[Patch(fill=False, edgecolor="lime", label="detected face box (top row)")]
+        if draw_boxes
+        else None,
     )
     if draw_boxes:
         boxes, valid = data.boxes(threshold)
         for c, ax in enumerate(fig.axes[:n]):
             _draw(ax, boxes[c][valid[c]].cpu().numpy())
-        fig.legend(
-            handles=[Patch(fill=False, edgecolor="lime", label="detected face box (top row)")],
-            loc="upper right",
-            fontsize=8,
-            frameon=False,
-        )
     return fig
 
 
@@ -218,13 +215,14 @@ def live_ranking(
     model,
     settings: dict,
     threshold: float = 0.5,
-    query: int = 0,
+    query: int | None = None,
     topk: int = 10,
     distance: str = "euclidean",
 ) -> dict:
     """mAP of ``model`` on the explorer's small subset (its crops as queries, ``data.gallery`` as
     gallery), original and with query and gallery anonymized by ``settings`` at ``threshold``,
-    and the ranked lists of crop ``query`` in both, as rows for :func:`reidlab.plots.ranked_rows`.
+    and the ranked lists of crop ``query`` (default: the first with a face at ``threshold``) in
+    both, as rows for :func:`reidlab.plots.ranked_rows`.
 
     Returns:
         ``{"mAP_original", "mAP", "n_queries", "n_gallery", "rows"}`` (mAP in points).
@@ -238,6 +236,9 @@ def live_ranking(
     if data.gallery is None:
         raise ValueError("live_ranking needs data with a gallery: load_explorer_data(gallery=N)")
     g = data.gallery
+    if query is None:
+        faces = data.boxes(threshold)[1].any(dim=1).tolist()
+        query = faces.index(True) if True in faces else 0
     mean = getattr(model, "pixel_mean", (0.485, 0.456, 0.406))
     std = getattr(model, "pixel_std", (0.229, 0.224, 0.225))
     size = tuple(getattr(model, "input_size", data.images.shape[-2:]))
