@@ -184,7 +184,8 @@ def fit(
     """Train a localizer on ``images[train_idx]`` (default: all; ``cfg.limit`` keeps the first N).
 
     Returns the CPU state dict and one row per epoch (mean loss, times, tune metrics when
-    ``tune_idx`` is given, every step's loss when the run has at most 32 steps). Torch's thread count and determinism flag are restored afterwards.
+    ``tune_idx`` is given, every step's loss when the run has at most 32 steps). Torch's thread
+    count and determinism flag are restored afterwards.
     """
     import torch
     from tqdm.auto import tqdm
@@ -248,13 +249,12 @@ def fit(
             row = {
                 "epoch": epoch,
                 "loss": float(np.mean(losses)),
-                "step_losses": losses if steps * cfg.epochs <= 32 else None,
                 "epoch_s": time.time() - t0,
                 "elapsed_s": time.time() - t_start,
                 "cpu_s": time.process_time() - cpu_start,
             }
-            if row["step_losses"] is None:
-                del row["step_losses"]
+            if steps * cfg.epochs <= 32:  # smoke runs: every step, for checking them
+                row["step_losses"] = losses
             last = epoch == cfg.epochs
             if tune_idx is not None and (last or (cfg.eval_every and epoch % cfg.eval_every == 0)):
                 row["tune"] = tune_metrics(net, images[tune_idx], faces[tune_idx])
