@@ -198,11 +198,18 @@ def _dask(cells, address: str | None, parallel: int, threads: int | None, device
     import uuid
     from collections import Counter
 
-    from distributed import Client, LocalCluster, as_completed
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        from reidlab.errors import ReidlabError
+
+        raise ReidlabError(
+            "engine dask needs Dask distributed: pip install 'reidlab[cluster]'"
+        ) from None
 
     from reidlab.grid_config import trains
 
-    cuda = str(device or "").startswith("cuda")
+    cuda = device == "cuda"  # an explicit cuda:N is used as given, without GPU requests
     cluster = None
     if address in (None, "local"):
         cluster = LocalCluster(

@@ -272,7 +272,7 @@ def _write_grid_report(run_dir: Path, spec, results, per_query, summary: dict) -
         ["dataset", "model", "seed", "status", "seconds", "threads", "error"]
     ]
     with open(path, "a") as f:
-        f.write(f"\n## Cells ({len(cells)})\n\n{_md_table(cells.fillna(''))}\n")
+        f.write(f"\n## Cells ({len(cells)})\n\n{_md_table(cells.astype(object).fillna(''))}\n")
     return path
 
 
