@@ -222,7 +222,11 @@ def _dask(cells, address: str | None, parallel: int, threads: int | None, device
         address = cluster.scheduler_address
     try:
         with Client(address) as client:
-            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            try:
+                info = client.scheduler_info(n_workers=-1)  # all workers (newer distributed)
+            except TypeError:
+                info = client.scheduler_info()
+            workers = info["workers"].values()
             by_host = Counter()
             for w in workers:
                 by_host[w["host"]] += w["nthreads"]

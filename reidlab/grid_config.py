@@ -66,6 +66,7 @@ class GridSpec:
     detector: str = "oracle"
     detector_params: dict = field(default_factory=dict)
     fail_closed: float | None = None
+    full_coverage: bool = False
     trust_checkpoint: bool = False
     seeds: tuple[int, ...] = (0,)
     recipe: str = "tiny"
@@ -86,6 +87,7 @@ _SCALARS = {  # key -> Param (type, range or choices); reidlab.params checks the
     "query_only": Param("query_only", bool),
     "detector": Param("detector", str),
     "fail_closed": Param("fail_closed", float, low=0, high=1, optional=True),
+    "full_coverage": Param("full_coverage", bool),
     "trust_checkpoint": Param("trust_checkpoint", bool),
     "recipe": Param("recipe", str),
     "epochs": Param("epochs", int, low=0, low_open=True, optional=True),
@@ -325,6 +327,7 @@ def expand(spec: GridSpec, out_dir: str | Path | None = None) -> list:
                         detector=spec.detector,
                         detector_params=dict(spec.detector_params),
                         fail_closed=spec.fail_closed,
+                        full_coverage=spec.full_coverage,
                         trust_checkpoint=spec.trust_checkpoint,
                         seeds=(seed,),
                         recipe=spec.recipe,

@@ -241,10 +241,11 @@ def run_grid_study(
     return summary
 
 
-def _write_grid_report(run_dir: Path, spec, results, per_query, summary: dict) -> Path:
-    """The grid run's ``report.md``: :func:`write_report` plus the cells and their plan."""
-    import pandas as pd
-
+def _write_grid_report(run_dir: Path, spec, results, per_query, summary: dict) -> dict:
+    """The grid run's ``report.md`` / ``report.html`` (:func:`reidlab.report.write_report`):
+    findings, settings (the rows' and the run's plan), results, failed cells, paired
+    differences of every condition against its cell's original."""
+    from reidlab.report import write_report as write_experiment_report
     from reidlab.stats import compare_to_baseline
 
     comparison = None
@@ -256,24 +257,19 @@ def _write_grid_report(run_dir: Path, spec, results, per_query, summary: dict) -
             comparison = compare_to_baseline(
                 pq, baseline="original", by=("condition", "dataset", "model", "seed")
             )
+    cells = summary["cells"]
+    bad = [f"{c['dataset']} {c['model']} seed {c['seed']}" for c in cells if c["status"] != "ok"]
     settings = {
-        "config": Path(summary["config"]).name,
-        "datasets": ", ".join(d.name for d in spec.datasets),
-        "detector": spec.detector,
-        "device": spec.device or "the model's",
+        "grid file": summary["config"],
         "engine": spec.engine + (f" at {spec.address}" if spec.address else ""),
         "parallel cells": summary["parallel"],
         "threads per cell": summary["threads"] or "planned per worker host",
+        "cells": f"{len(cells)}, {len(bad)} with failures"
+        + (f" ({'; '.join(bad)})" if bad else ""),
     }
-    path = write_report(
+    return write_experiment_report(
         results, comparison, run_dir, settings=settings, title=f"Study grid {Path(run_dir).name}"
     )
-    cells = pd.DataFrame(summary["cells"])[
-        ["dataset", "model", "seed", "status", "seconds", "threads", "error"]
-    ]
-    with open(path, "a") as f:
-        f.write(f"\n## Cells ({len(cells)})\n\n{_md_table(cells.astype(object).fillna(''))}\n")
-    return path
 
 
 def failed_grid_cells(run_dir: Path) -> list[dict]:

@@ -270,8 +270,9 @@ def test_failing_cells_are_recorded_the_rest_completes_and_the_exit_code_is_1(
     assert [c["status"] for c in summary["cells"]] == ["failed", "failed"]  # both have failures
     assert len(summary["failed_cells"]) == 2 + 5
     report = (run / "report.md").read_text()
-    assert "Failed cells (7 of 10)" in report and "no_market" in report
-    assert "## Cells (2)" in report and "sigma_rel" in report
+    assert "Failed cells (7 of 10)" in report and "no_market" in report and "sigma_rel" in report
+    assert "cells: 2, 2 with failures" in report
+    assert "no_market" in (run / "report.html").read_text()
     assert "failed cell: market1501 tiny seed 0 original: DatasetError" in out
     assert f"report: {run / 'report.md'}" in out
     per_query = pd.read_parquet(run / "per_query.parquet")

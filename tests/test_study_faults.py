@@ -5,12 +5,14 @@ exit code is non-zero."""
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pandas as pd
 import pytest
 
 from reidlab.experiment import ExperimentConfig, ExperimentError, check_complete, run_experiment
+from reidlab.grid import available_cores
 from reidlab.study import write_report
 
 
@@ -61,6 +63,7 @@ def _notebook(path, code: str) -> None:
 
 GRID = """
 from pathlib import Path
+from reidlab.grid import available_cores
 from reidlab.experiment import ExperimentConfig, check_complete, run_experiment
 from reidlab.study import write_report
 cfg = ExperimentConfig(root=data_root, methods=("zero", "bogus"), query_only=False, retrain=(), epochs=1,
@@ -80,8 +83,8 @@ def test_study_runs_every_notebook_and_reports_every_failure(synthetic_root, tmp
     _notebook(nbs / "b_killed.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     _notebook(
         nbs / "c_fine.ipynb",
-        "from pathlib import Path\nPath(out_dir).mkdir(parents=True)\n"
-        "(Path(out_dir) / 'ran.txt').write_text('yes')",
+        "import os\nfrom pathlib import Path\nPath(out_dir).mkdir(parents=True)\n"
+        "(Path(out_dir) / 'ran.txt').write_text(os.environ['OMP_NUM_THREADS'])",
     )
     runs = tmp_path / "runs"
     code = main(
@@ -99,10 +102,12 @@ def test_study_runs_every_notebook_and_reports_every_failure(synthetic_root, tmp
     out = capsys.readouterr().out
     assert code == 1
     run = runs / "faults"
-    assert (
-        run / "c_fine" / "ran.txt"
-    ).read_text() == "yes"  # the notebook after the dead kernel ran
     summary = json.loads((run / "summary.json").read_text())
+    # the notebook after the dead kernel ran, with the planned thread count it was given
+    threads = summary["threads"]
+    assert (run / "c_fine" / "ran.txt").read_text() == str(threads)
+    expected = os.environ.get("OMP_NUM_THREADS") or str(available_cores())
+    assert str(threads) == expected  # a caller's plan, else every core (one kernel at a time)
     status = {e["notebook"]: e["status"] for e in summary["notebooks"]}
     assert status == {"a_grid.ipynb": "failed", "b_killed.ipynb": "failed", "c_fine.ipynb": "ok"}
     killed = next(e for e in summary["notebooks"] if e["notebook"] == "b_killed.ipynb")
