@@ -63,7 +63,6 @@ def _notebook(path, code: str) -> None:
 
 GRID = """
 from pathlib import Path
-from reidlab.grid import available_cores
 from reidlab.experiment import ExperimentConfig, check_complete, run_experiment
 from reidlab.study import write_report
 cfg = ExperimentConfig(root=data_root, methods=("zero", "bogus"), query_only=False, retrain=(), epochs=1,
