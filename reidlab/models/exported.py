@@ -320,7 +320,9 @@ class _OrtRunner(_Runner):
         try:
             model = onnx.load(str(path))
         except Exception as e:  # noqa: BLE001 (DecodeError and friends: one line)
-            raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})")
+            raise ModelError(
+                f"{path}: not a readable ONNX model ({type(e).__name__}: {' '.join(str(e).split())})"
+            )
         self.graph_fixes = []
         n = _fix_mvn(model)
         if n:
