@@ -24,6 +24,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 SHARED = Path(os.environ.get("REIDLAB_SHARED", REPO.parent / "shared")).resolve()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "browser: drives JupyterLab in headless Chromium (Debian's /usr/bin/chromium, installed by"
+        " `make browser`; skips when absent)",
+    )
+
+
 def require_shared(*parts: str) -> Path:
     """Path under ../shared, or skip the test saying what is missing."""
     p = SHARED.joinpath(*parts)
