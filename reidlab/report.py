@@ -554,7 +554,8 @@ def experiment_rankings(
     The experiment's results keep metrics and per-query AP, not rankings, so this re-evaluates
     one model (the checkpoint the experiment trained, ``<out_dir>/models/...``, or its given
     weights) on the same data, boxes and evaluation settings. ``query``: its index (default: the
-    first query with a face box whose first hit moves most between the two conditions).
+    query with a face box whose first true match moves most between the two conditions,
+    preferring one with a true match in either top-k).
 
     Returns:
         Two dicts (``label``, ``query_image``, ``gallery`` (top-k images), ``match`` (bool per
@@ -567,10 +568,21 @@ def experiment_rankings(
     from reidlab.datasets import build_dataset
     from reidlab.evaluation import pairwise_distance
     from reidlab.evaluation.features import extract_features
+    from reidlab.faces import dataset_boxes
     from reidlab.imageio import read_rgb
 
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
-    boxes, _ = ex.face_boxes_for(ds, cfg)
+    # the experiment's boxes (ex.face_boxes_for, which has no progress switch: same call here)
+    boxes, _ = dataset_boxes(
+        ds,
+        cfg.detector,
+        splits=("query", "gallery"),
+        params=cfg.detector_params,
+        cache_dir=cfg.cache_dir,
+        fail_closed=cfg.fail_closed,
+        full_coverage=getattr(cfg, "full_coverage", False),
+        progress=progress,
+    )
     if model in cfg.weights:
         net = ex._load(model, cfg.weights[model], cfg.trust_checkpoint)
     else:
@@ -608,13 +620,11 @@ def experiment_rankings(
             hits = np.flatnonzero(g_pids[order] == q_pids[q])
             return hits[0] if len(hits) else len(order)
 
-        query = max(
-            candidates,
-            key=lambda q: (
-                abs(first_hit(orders[method], q) - first_hit(orders["original"], q)),
-                -q,
-            ),
-        )
+        def key(q):
+            a, b = first_hit(orders["original"], q), first_hit(orders[method], q)
+            return (min(a, b) < topk, abs(a - b), -q)  # a match on show, then the largest move
+
+        query = max(candidates, key=key)
     rows = []
     for name, a in (("original", None), (method, anon)):
         order = gallery_order(orders[name][query], q_pids[query], q_cams[query], g_pids, g_cams)
