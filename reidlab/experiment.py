@@ -152,13 +152,12 @@ def _train(
     return model
 
 
-def _load(model_name: str, path: str, trust_checkpoint: bool = False):
-    from reidlab.models import build_model, load_checkpoint
+def _load(model_name: str, weights, trust_checkpoint: bool = False):
+    """A checkpoint for a registry model, or an exported ONNX / OpenVINO file (or a mapping
+    ``{"path": ..., **options}``): :func:`reidlab.models.load_model`."""
+    from reidlab.models import load_model
 
-    model = build_model(model_name)
-    load_checkpoint(model, path, trust_checkpoint=trust_checkpoint)
-    model.eval()
-    return model
+    return load_model(model_name, weights, trust_checkpoint=trust_checkpoint)
 
 
 METRIC_COLUMNS = ("mAP", "rank1", "rank5", "rank10", "mINP", "n_queries")
