@@ -61,7 +61,7 @@ class Anonymizer(nn.Module):
         >>> Anonymizer("blur", blocks=8)
         Traceback (most recent call last):
         ...
-        ValueError: blocks is a setting of pixelate, not of blur (blur takes sigma_rel, sigma, truncate, and the common mask, scale, feather, feather_rel)
+        ValueError: blocks is a setting of pixelate, not of blur (blur takes sigma_rel, sigma, truncate, and the common mask, scale, feather, feather_rel, mask_threshold, mask_dilate)
     """
 
     def __init__(self, method: str = "blur", **settings) -> None:
