@@ -494,7 +494,7 @@ class FakeMapDetector(FakeDetector):
         out = []
         for im in images:
             m = np.full((4, 2), im[..., 0].mean() / 255, np.float32)
-            m[0, 0], m[3, 1] = 0.02, 0.0214  # 0.02 = 5.1/255, 0.0214 = 5.46/255: both code 6
+            m[0, 0], m[3, 1] = 0.02, 0.0214  # codes ceil(1310.7) = 1311, ceil(1402.45) = 1403
             out.append(m)
         return out
 
@@ -502,10 +502,15 @@ class FakeMapDetector(FakeDetector):
 def test_face_maps_cache_round_trip(tmp_path):
     from reidlab.faces.cache import MAPS_FILE, decode_maps, encode_maps, split_face_maps
 
-    # hand-computed codes: ceil(p * 255), so decoding never goes below p
-    assert encode_maps(np.array([0.0, 0.02, 0.0214, 5 / 255, 1.0])).tolist() == [0, 6, 6, 5, 255]
-    assert np.all(
-        decode_maps(encode_maps(np.linspace(0, 1, 1001))) >= np.linspace(0, 1, 1001) - 1e-7
+    # hand-computed codes: ceil(p * 65535), so decoding never goes below p
+    p = np.array([0.0, 0.02, 0.0214, 0.5, 1.0])
+    assert encode_maps(p).tolist() == [0, 1311, 1403, 32768, 65535]
+    grid = np.linspace(0, 1, 100001).astype(np.float32)  # float32, as the network gives them
+    back = decode_maps(encode_maps(grid))
+    assert (
+        back.dtype == np.float32
+        and np.all(back >= grid)
+        and np.all(back - grid <= 1 / 65535 + 1e-7)
     )
     with pytest.raises(DetectorError, match="finite probabilities"):
         encode_maps(np.array([0.5, np.nan]))
@@ -519,13 +524,13 @@ def test_face_maps_cache_round_trip(tmp_path):
     live = FakeMapDetector().face_maps([cv2.imread(p)[..., ::-1] for p in paths])
     for p, m in zip(paths, live):
         assert got[p].dtype == np.float32 and got[p].shape == (4, 2)
-        assert np.all(got[p] >= m - 1e-7) and np.all(got[p] - m < 1 / 255 + 1e-7)
-        assert got[p][0, 0] == np.float32(6 / 255)
+        assert np.all(got[p] >= m) and np.all(got[p] - m <= 1 / 65535 + 1e-7)
+        assert got[p][0, 0] >= np.float32(0.02) and got[p][0, 0] == decode_maps(np.uint16(1311))
     # the file is numpy, no pickle, keyed by the images' sha1 like the boxes
     folder = cache / f"fakemap-{det.key}"
     with np.load(folder / MAPS_FILE, allow_pickle=False) as z:
         assert sorted(z.files) == ["maps_4x2", "sha1_4x2"]
-        assert z["maps_4x2"].dtype == np.uint8 and len(z["sha1_4x2"]) == 5
+        assert z["maps_4x2"].dtype == np.uint16 and len(z["sha1_4x2"]) == 5
     # a second run computes nothing and gives the same maps
     det2 = FakeMapDetector()
     again = split_face_maps(det2, paths, root, cache_dir=cache, progress=False)
