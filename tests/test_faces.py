@@ -542,3 +542,20 @@ def test_face_maps_cache_round_trip(tmp_path):
     # a detector without maps says so in one line
     with pytest.raises(DetectorError, match="fake gives boxes only"):
         split_face_maps(FakeDetector(), paths, root, cache_dir=cache, progress=False)
+
+
+def test_face_maps_cache_ignores_maps_of_another_encoding(tmp_path):
+    from reidlab.faces.cache import MAPS_FILE, split_face_maps
+
+    root = tmp_path / "ds"
+    paths = _write_images(root / "imgs", 2)
+    det = FakeMapDetector()
+    folder = tmp_path / "cache" / f"fakemap-{det.key}"
+    folder.mkdir(parents=True)
+    from reidlab.faces.cache import file_sha1
+
+    shas = np.array([file_sha1(p) for p in paths], dtype="S40")
+    with open(folder / MAPS_FILE, "wb") as f:  # uint8 codes: would decode 255x too small
+        np.savez_compressed(f, sha1_4x2=shas, maps_4x2=np.full((2, 4, 2), 200, np.uint8))
+    got = split_face_maps(det, paths, root, cache_dir=tmp_path / "cache", progress=False)
+    assert det.map_calls == 2 and got[paths[0]][0, 0] >= np.float32(0.02)

@@ -365,6 +365,12 @@ def _read_maps(folder: Path | None) -> dict[str, np.ndarray]:
         for key in z.files:
             if key.startswith("sha1_"):
                 shas, maps = z[key], z["maps_" + key[5:]]
+                if maps.dtype != np.uint16 or len(maps) != len(shas):
+                    # another encoding (an older version): computed again, never misread
+                    log.warning(
+                        "%s: ignoring %s (%s), not this version's maps", path, key, maps.dtype
+                    )
+                    continue
                 out.update(zip(shas.astype(str).tolist(), maps))
     return out
 
