@@ -116,7 +116,6 @@ def _method_sentence(method: str, rows, cols: list[str]) -> str:
     rows = rows.sort_values("delta")
     worst, best = rows.iloc[0], rows.iloc[-1]
     ref = f"the reference study's {REFERENCE['max_drop']:g} points ({REFERENCE['citation']})"
-    where = f" ({_label(worst, cols)})" if cols and len(rows) > 1 else ""
     if len(rows) == 1:
         text = f"{method}: anonymizing faces in query and gallery changed mAP by "
         text += f"{worst['delta']:+.2f} points ({_ci(worst)})"
@@ -125,9 +124,9 @@ def _method_sentence(method: str, rows, cols: list[str]) -> str:
         n_in = int(sum(_within(d) for d in rows["delta"]))
         text = (
             f"{method}: anonymizing faces in query and gallery changed mAP by "
-            f"{worst['delta']:+.2f} points at most{where} ({_ci(worst)}) and "
-            f"{best['delta']:+.2f} at least ({_label(best, cols)}, {_ci(best)}); "
-            f"{n_in} of {len(rows)} within {ref}"
+            f"{worst['delta']:+.2f} to {best['delta']:+.2f} points over {len(rows)} runs "
+            f"(lowest: {_label(worst, cols)}, {_ci(worst)}; highest: {_label(best, cols)}, "
+            f"{_ci(best)}); {n_in} of {len(rows)} within {ref}"
         )
     if method == "blur":
         text += f"; the reference found {REFERENCE['market_blur']:+.2f} for blur on Market1501"

@@ -119,12 +119,18 @@ def test_several_runs_give_largest_and_smallest():
     comp = pd.concat(
         [
             _comparison(),
-            _comparison().assign(seed=1, delta=lambda d: d["delta"] - 1.0),
+            _comparison().assign(
+                seed=1,
+                delta=lambda d: d["delta"] - 1.0,
+                ci_low=lambda d: d["ci_low"] - 1.0,
+                ci_high=lambda d: d["ci_high"] - 1.0,
+            ),
         ]
     )
     blur = next(s for s in findings(None, comp) if s.startswith("blur:"))
-    assert "-2.00 points at most (tiny, seed 1)" in blur
-    assert "-1.00 at least (tiny, seed 0" in blur
+    assert "-2.00 to -1.00 points over 2 runs" in blur
+    assert "lowest: tiny, seed 1, 95% CI -2.50 to -1.50" in blur
+    assert "highest: tiny, seed 0, 95% CI -1.50 to -0.50" in blur
     assert "1 of 2 within" in blur
 
 
