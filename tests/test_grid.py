@@ -243,7 +243,11 @@ def test_failing_cells_are_recorded_the_rest_completes_and_the_exit_code_is_1(
         device: cpu
         """,
     )
-    code = main(["study", "--config", str(grid), "--runs-dir", str(tmp_path), "--run-id", "r"])
+    # on a Dask cluster started by the grid itself (the pool's failures: the test below)
+    code = main(
+        ["study", "--config", str(grid), "--runs-dir", str(tmp_path), "--run-id", "r"]
+        + ["--engine", "dask", "--address", "local", "--workers", "2"]
+    )
     out = capsys.readouterr().out
     run = tmp_path / "r"
     assert code == 1
@@ -280,18 +284,21 @@ def test_failing_cells_are_recorded_the_rest_completes_and_the_exit_code_is_1(
 
 
 def _exit_or_answer(cfg, threads, parallel_by_host, gpu):
-    """Stand-in for run_cell: the seed-1 cell's process dies, the others answer."""
+    """Stand-in for run_cell: the seed-1 cell's process dies, seed 2 raises, the others answer."""
     if cfg.seeds[0] == 1:
         os._exit(3)
+    if cfg.seeds[0] == 2:
+        raise ValueError("seed 2 is bad")
     return {"seeds": cfg.seeds, "threads": threads}
 
 
 def test_a_dead_cell_process_fails_only_its_cell():
     from reidlab import grid
 
-    cells = expand(grid_from_dict({"seeds": [0, 1, 2]}))
+    cells = expand(grid_from_dict({"seeds": [0, 1, 2, 3]}))
     outcomes = dict(grid._local(cells, 2, 1, None, run=_exit_or_answer))
-    assert sorted(outcomes) == [0, 1, 2]
+    assert sorted(outcomes) == [0, 1, 2, 3]
     assert "BrokenProcessPool" in grid.describe(outcomes[1])
-    assert outcomes[0]["seeds"] == (0,) and outcomes[2]["seeds"] == (2,)
+    assert grid.describe(outcomes[2]) == "ValueError: seed 2 is bad"
+    assert outcomes[0] == {"seeds": (0,), "threads": 1} and outcomes[3]["seeds"] == (3,)
     assert len(planned_conditions(cells[1])) == 1 + 4 * 2 + 1  # original, 4 methods x 2, retrain
