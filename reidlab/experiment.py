@@ -77,14 +77,17 @@ class ExperimentConfig:
             self.eval = EvalConfig().replace(**self.eval)
 
 
-def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
+def face_boxes_for(
+    dataset, cfg: ExperimentConfig, splits=None, progress: bool = True
+) -> tuple[dict, dict]:
     """Face boxes for the splits the grid anonymizes (cached; ``"oracle"`` = ground truth), and
     facts about them: :func:`reidlab.faces.dataset_boxes` with the experiment's detector (and
-    ``full_coverage``: every image gets a box). The train split is detected only when a model is
-    retrained on anonymized data."""
+    ``full_coverage``: every image gets a box). By default the train split is detected only when
+    a model is retrained on anonymized data."""
     from reidlab.faces import dataset_boxes
 
-    splits = ("train", "query", "gallery") if cfg.retrain else ("query", "gallery")
+    if splits is None:
+        splits = ("train", "query", "gallery") if cfg.retrain else ("query", "gallery")
     return dataset_boxes(
         dataset,
         cfg.detector,
@@ -93,6 +96,7 @@ def face_boxes_for(dataset, cfg: ExperimentConfig) -> tuple[dict, dict]:
         cache_dir=cfg.cache_dir,
         fail_closed=cfg.fail_closed,
         full_coverage=cfg.full_coverage,
+        progress=progress,
     )
 
 
@@ -250,7 +254,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
 
     cfg.root = str(resolve_root(cfg.dataset, cfg.root))
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
-    boxes, face_info = face_boxes_for(ds, cfg)
+    boxes, face_info = face_boxes_for(ds, cfg, progress=progress)
     rows, per_query = [], []
     grid = {  # the grid's own columns, in every row (the evaluation's come from its result)
         "dataset": cfg.dataset,

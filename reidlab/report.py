@@ -567,21 +567,10 @@ def experiment_rankings(
     from reidlab.datasets import build_dataset
     from reidlab.evaluation import pairwise_distance
     from reidlab.evaluation.features import extract_features
-    from reidlab.faces import dataset_boxes
     from reidlab.imageio import read_rgb
 
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
-    # the experiment's boxes (ex.face_boxes_for, which has no progress switch: same call here)
-    boxes, _ = dataset_boxes(
-        ds,
-        cfg.detector,
-        splits=("query", "gallery"),
-        params=cfg.detector_params,
-        cache_dir=cfg.cache_dir,
-        fail_closed=cfg.fail_closed,
-        full_coverage=getattr(cfg, "full_coverage", False),
-        progress=progress,
-    )
+    boxes, _ = ex.face_boxes_for(ds, cfg, splits=("query", "gallery"), progress=progress)
     if model in cfg.weights:
         net = ex._load(model, cfg.weights[model], cfg.trust_checkpoint)
     else:
