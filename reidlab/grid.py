@@ -135,11 +135,6 @@ def _worker_host() -> str | None:
         return None
 
 
-def describe(e: BaseException) -> str:
-    """One line for a cell's error."""
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"
-
-
 def _gpu_ids(device: str | None) -> list[str]:
     """The GPUs to hand out one per training cell: only for ``device: cuda`` (an explicit
     ``cuda:N`` is left alone); the visible ones when ``CUDA_VISIBLE_DEVICES`` is set."""
@@ -278,6 +273,8 @@ def run_cells(
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from reidlab.study import describe_error
+
     parallel, planned = plan(len(cells), workers, threads)
     remote = engine == "dask" and address not in (None, "local")
     cell_threads = threads if remote else planned
@@ -300,7 +297,7 @@ def run_cells(
     for i, out in outcomes:
         cfg = cells[i]
         if isinstance(out, BaseException):
-            err = describe(out)
+            err = describe_error(out)
             out = {"results": failed_rows(cfg, err), "per_query": pd.DataFrame(), "error": err}
             out["seconds"] = round(time.perf_counter() - t0, 1)  # since the grid started
         bad = out["results"]["status"] != "ok"

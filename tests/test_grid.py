@@ -294,11 +294,12 @@ def _exit_or_answer(cfg, threads, parallel_by_host, gpu):
 
 def test_a_dead_cell_process_fails_only_its_cell():
     from reidlab import grid
+    from reidlab.study import describe_error
 
     cells = expand(grid_from_dict({"seeds": [0, 1, 2, 3]}))
     outcomes = dict(grid._local(cells, 2, 1, None, run=_exit_or_answer))
     assert sorted(outcomes) == [0, 1, 2, 3]
-    assert "BrokenProcessPool" in grid.describe(outcomes[1])
-    assert grid.describe(outcomes[2]) == "ValueError: seed 2 is bad"
+    assert "BrokenProcessPool" in describe_error(outcomes[1])
+    assert describe_error(outcomes[2]) == "ValueError: seed 2 is bad"
     assert outcomes[0] == {"seeds": (0,), "threads": 1} and outcomes[3]["seeds"] == (3,)
     assert len(planned_conditions(cells[1])) == 1 + 4 * 2 + 1  # original, 4 methods x 2, retrain
