@@ -30,7 +30,7 @@ from reidlab.study import notebook_parameters
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("REIDLAB_CHROMIUM", "/usr/bin/chromium"))  # env: another build
 # Chromium runs as root in CI (needs --no-sandbox) on a closed network: without these it keeps
 # trying to reach Google's services and floods refused connections. Playwright itself gives every
 # launch a fresh temporary profile (--user-data-dir).
@@ -47,6 +47,7 @@ KERNEL = "reidlab"
 SERVER_START_S = 120
 RUN_ALL_S = {"00_tour": 150, "02_explorer": 180, "03_anonymization_cost": 270}
 SHOTS = runs_dir() / "browser-screenshots"
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook shown (its tab is current)
 
 # JupyterLab user settings for the test server: every cell stays in the page (no windowing, so
 # the checks see all prompts and outputs) and no news or update check reaches for the network.
@@ -217,8 +218,9 @@ def _shot(page, name: str, locator=None) -> Path:
 
 
 def _open(page, lab: LabServer, name: str) -> None:
-    page.goto(f"{lab.url}/lab/tree/{name}.ipynb?token={lab.token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", timeout=120_000)
+    # a workspace of its own: JupyterLab reopens nothing a previous test left open
+    page.goto(f"{lab.url}/lab/workspaces/{name}/tree/{name}.ipynb?token={lab.token}")
+    page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-CodeCell", timeout=120_000)
     # the kernel is started and connected: the status bar names it and says Idle
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
@@ -229,7 +231,7 @@ def _open(page, lab: LabServer, name: str) -> None:
 
 # Every code cell's prompt: "[ ]:" not run, "[*]:" running or queued, "[3]:" done.
 _PROMPTS = (
-    "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]"
+    f"() => [...document.querySelectorAll('{PANEL} .jp-CodeCell .jp-InputArea-prompt')]"
     ".map(e => e.textContent.trim())"
 )
 
@@ -237,19 +239,21 @@ _PROMPTS = (
 def _run_all(page, lab: LabServer, name: str) -> dict:
     """Run > Run All Cells from the menu, wait (bounded) until no cell is queued or running, save
     with Ctrl+S, and return the saved notebook (its outputs as the browser's kernel made them)."""
+    started = time.monotonic()
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
     timeout_ms = RUN_ALL_S[name] * 1000
     page.wait_for_function(f"() => ({_PROMPTS})().some(p => p.includes('*'))", timeout=30_000)
     page.wait_for_function(
         f"() => !({_PROMPTS})().some(p => p.includes('*'))"
-        " && document.querySelector('.jp-Notebook-ExecutionIndicator')"
+        f" && document.querySelector('{PANEL} .jp-Notebook-ExecutionIndicator')"
         "?.getAttribute('data-status') === 'idle'",
         timeout=timeout_ms,
     )
+    print(f"{name}: Run All Cells took {time.monotonic() - started:.0f} s")
     path = lab.root / f"{name}.ipynb"
     unsaved = path.stat().st_mtime_ns
-    page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.locator(f"{PANEL} .jp-Notebook").click(position={"x": 5, "y": 5})
     page.keyboard.press("Control+s")
     page.wait_for_function(
         "() => !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')",
@@ -298,7 +302,7 @@ def _explorer_images(out) -> list[bytes]:
 def _settled_images(page, out, timeout_s: float = 120) -> list[bytes]:
     """The explorer's images once the kernel has been idle for 3 s (every queued re-render done:
     a slider sends a value per step it passes) and two reads a second apart agree."""
-    indicator = page.locator(".jp-Notebook-ExecutionIndicator").first
+    indicator = page.locator(f"{PANEL} .jp-Notebook-ExecutionIndicator")
     deadline = time.monotonic() + timeout_s
     idle_since, last = None, None
     while time.monotonic() < deadline:
@@ -344,7 +348,7 @@ def test_explorer_slider_rerenders_the_anonymized_image(page, lab):
     _open(page, lab, "02_explorer")
     saved = _run_all(page, lab, "02_explorer")
     _assert_ran_clean(saved, "02_explorer")
-    out = page.locator(".jp-OutputArea-output:has(.widget-slider)").first
+    out = page.locator(f"{PANEL} .jp-OutputArea-output:has(.widget-slider)").first
     out.locator("img.widget-image").first.wait_for(state="visible")
     out.scroll_into_view_if_needed()
     _shot(page, "02_explorer-1-after-run-all")
@@ -385,10 +389,10 @@ def test_explorer_slider_rerenders_the_anonymized_image(page, lab):
 def test_notebook_runs_in_browser_without_error(page, lab, name):
     _open(page, lab, name)
     saved = _run_all(page, lab, name)
-    last = page.locator(".jp-Notebook .jp-Cell").last
+    last = page.locator(f"{PANEL} .jp-Cell").last
     last.scroll_into_view_if_needed()
     _shot(page, f"{name}-end")
     _assert_ran_clean(saved, name)
     # and nothing in the page shows a traceback (an error output JupyterLab rendered)
-    tracebacks = page.locator(".jp-OutputArea-output", has_text="Traceback (most recent call")
+    tracebacks = page.locator(f"{PANEL} .jp-OutputArea-output", has_text="Traceback (most rec")
     assert tracebacks.count() == 0, f"{name}: the page shows a traceback"
