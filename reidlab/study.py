@@ -236,7 +236,9 @@ def run_grid_study(
         }
         for r in results[results["status"] != "ok"].itertuples()
     ]
-    _write_grid_report(run_dir, spec, results, per_query, summary)
+    paths = _write_grid_report(run_dir, spec, results, per_query, summary)
+    summary["findings"] = paths["findings"]
+    summary["report"] = {"md": str(paths["md"]), "html": str(paths["html"])}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -318,156 +320,12 @@ def describe_error(e: BaseException, limit: int = 400) -> str:
 
 
 def _write_summary(run_dir: Path, summary: dict) -> None:
-    import pandas as pd
+    """``summary.json`` and the run's report (:func:`reidlab.report.write_run_report`: md and
+    html, with the findings in ``summary["findings"]``), rewritten after every notebook."""
+    from reidlab.report import write_run_report
 
     summary["failed_cells"] = failed_grid_cells(run_dir)
+    paths = write_run_report(run_dir, summary)
+    summary["findings"] = paths["findings"]
+    summary["report"] = {"md": str(paths["md"]), "html": str(paths["html"])}
     (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    notebooks = pd.DataFrame(
-        [
-            {
-                "notebook": f"[{e['notebook']}]({Path(e['output']).name})",
-                "status": e["status"],
-                "seconds": e.get("seconds", ""),
-                "error": e.get("error", ""),
-            }
-            for e in summary["notebooks"]
-        ],
-        columns=["notebook", "status", "seconds", "error"],
-    )
-    lines = [f"# Study run {Path(run_dir).name}", "", "## Notebooks", "", _md_table(notebooks)]
-    reports = sorted(Path(run_dir).glob("*/report.md"))
-    if reports:
-        lines += ["", "## Reports", ""] + [
-            f"- [{r.parent.name}]({r.relative_to(run_dir)})" for r in reports
-        ]
-    if summary["failed_cells"]:
-        cells = pd.DataFrame(summary["failed_cells"])
-        cells["results"] = [Path(r).parent.name for r in cells["results"]]
-        lines += [
-            "",
-            f"## Failed grid cells ({len(cells)})",
-            "",
-            _md_table(cells[["results", "model", "seed", "condition", "error"]]),
-        ]
-    (Path(run_dir) / "report.md").write_text("\n".join(lines) + "\n")
-
-
-def check_regression(
-    results_csv: Path,
-    baseline_csv: Path,
-    *,
-    keys=("model", "condition", "seed"),
-    columns=("mAP", "rank1"),
-    tolerance: float = 2.0,
-):
-    """Compare a results table with a baseline table row by row.
-
-    Rows are matched on ``keys``; a metric differing by more than ``tolerance`` points, or a
-    baseline row missing from the results, is a failure. Returns a DataFrame of the compared
-    values with a ``status`` column ('ok', 'changed', 'missing'); ``.attrs['ok']`` is overall.
-    """
-    import pandas as pd
-
-    from reidlab.errors import ReidlabError
-
-    for what, path in (("results", results_csv), ("baseline", baseline_csv)):
-        if not Path(path).is_file():
-            raise ReidlabError(f"regression check: expected a {what} CSV at {path}, found nothing")
-    res = pd.read_csv(results_csv)
-    base = pd.read_csv(baseline_csv)
-    keys = [k for k in keys if k in base.columns]
-    merged = base.merge(res, on=keys, how="left", suffixes=("_baseline", ""), indicator=True)
-    status = []
-    for _, row in merged.iterrows():
-        if row["_merge"] != "both":
-            status.append("missing")
-            continue
-        bad = any(
-            abs(float(row[c]) - float(row[f"{c}_baseline"])) > tolerance
-            for c in columns
-            if c in res.columns
-        )
-        status.append("changed" if bad else "ok")
-    merged["status"] = status
-    out = merged[
-        keys
-        + [c for col in columns for c in (f"{col}_baseline", col) if c in merged.columns]
-        + ["status"]
-    ]
-    out.attrs["ok"] = bool((out["status"] == "ok").all())
-    return out
-
-
-def write_report(
-    results,
-    comparison,
-    out_dir: Path,
-    settings: dict | None = None,
-    title: str = "Anonymization cost",
-) -> Path:
-    """``report.md``: the settings every number used, the results table and the paired tests."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {title}", ""]
-    if settings:
-        lines += ["Settings: " + "; ".join(f"{k}: {v}" for k, v in settings.items()), ""]
-    cols = [
-        c
-        for c in ("model", "seed", "condition", "mAP", "rank1", "rank5", "mINP", "n_queries")
-        if c in results.columns
-    ]
-    lines += ["## Results (percent)", "", _md_table(results[cols].round(2)), ""]
-    if "status" in results.columns and (results["status"] != "ok").any():
-        bad = results[results["status"] != "ok"]
-        lines += [
-            f"## Failed cells ({len(bad)} of {len(results)})",
-            "",
-            "These cells raised; their metrics are missing above and in every comparison.",
-            "",
-            _md_table(
-                bad[[c for c in ("model", "seed", "condition", "error") if c in bad.columns]]
-            ),
-            "",
-        ]
-    if comparison is not None and len(comparison):
-        ccols = [
-            c
-            for c in (
-                "condition",
-                "model",
-                "seed",
-                "n",
-                "delta",
-                "ci_low",
-                "ci_high",
-                "frac_worse",
-                "p_wilcoxon",
-                "p_holm",
-                "significant",
-            )
-            if c in comparison.columns
-        ]
-        lines += [
-            "## Paired differences vs original (per-query AP, points)",
-            "",
-            "Bootstrap 95% CI over queries; Wilcoxon signed-rank, Holm-corrected.",
-            "",
-            _md_table(comparison[ccols].round(4)),
-            "",
-        ]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
-
-
-def _md_table(df) -> str:
-    """A GitHub markdown table (pandas' to_markdown needs the extra `tabulate` package; six
-    lines here are cheaper than one more dependency)."""
-
-    def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    head = "| " + " | ".join(map(cell, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(map(cell, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from reidlab.cli import COMMANDS, main
-from reidlab.study import check_regression, write_report
+from reidlab.report import write_report
 
 
 def test_import_reidlab_does_not_import_torch():
@@ -50,22 +50,6 @@ def _table(maps):
     )
 
 
-def test_regression_check(tmp_path):
-    base = tmp_path / "base.csv"
-    _table({"original": 50.0, "blur": 48.0}).to_csv(base, index=False)
-    same = tmp_path / "same.csv"
-    _table({"original": 50.5, "blur": 47.2}).to_csv(same, index=False)
-    assert check_regression(same, base, tolerance=1.0).attrs["ok"]
-    moved = tmp_path / "moved.csv"
-    _table({"original": 50.0, "blur": 45.0}).to_csv(moved, index=False)
-    t = check_regression(moved, base, tolerance=1.0)
-    assert not t.attrs["ok"] and list(t["status"]) == ["ok", "changed"]
-    lost = tmp_path / "lost.csv"
-    _table({"original": 50.0}).to_csv(lost, index=False)
-    t = check_regression(lost, base, tolerance=1.0)
-    assert list(t["status"]) == ["ok", "missing"]
-
-
 def test_write_report_states_settings(tmp_path):
     res = _table({"original": 50.0, "blur": 48.0}).assign(rank5=1.0, mINP=2.0, n_queries=10)
     cmp = pd.DataFrame(
@@ -83,19 +67,9 @@ def test_write_report_states_settings(tmp_path):
             }
         ]
     )
-    text = write_report(res, cmp, tmp_path, settings={"distance": "squared euclidean"}).read_text()
+    paths = write_report(res, cmp, tmp_path, settings={"distance": "squared euclidean"})
+    text = paths["md"].read_text()
     assert "squared euclidean" in text and "| blur |" in text and "-2.0" in text
-
-
-def test_regression_check_names_a_missing_file(tmp_path):
-    from reidlab.errors import ReidlabError
-
-    base = tmp_path / "base.csv"
-    _table({"original": 50.0}).to_csv(base, index=False)
-    with pytest.raises(ReidlabError, match="results CSV at .*nope.csv"):
-        check_regression(tmp_path / "nope.csv", base)
-    with pytest.raises(ReidlabError, match="baseline CSV"):
-        check_regression(base, tmp_path / "missing.csv")
 
 
 def test_key_value_parses_json_or_keeps_text():

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from reidlab.paths import baseline_dir
-from reidlab.study import check_regression, list_notebooks, run_notebook
+from reidlab.regression import check_regression
+from reidlab.study import list_notebooks, run_notebook
 
 NOTEBOOKS = list_notebooks()
 

@@ -13,7 +13,7 @@ import pytest
 
 from reidlab.experiment import ExperimentConfig, ExperimentError, check_complete, run_experiment
 from reidlab.grid import available_cores
-from reidlab.study import write_report
+from reidlab.report import write_report
 
 
 def test_failing_cells_are_recorded_and_the_rest_of_the_grid_runs(synthetic_root, tmp_path):
@@ -42,7 +42,7 @@ def test_failing_cells_are_recorded_and_the_rest_of_the_grid_runs(synthetic_root
     # the table on disk holds the failures too
     on_disk = pd.read_csv(tmp_path / "results.csv")
     assert (on_disk["status"] == "failed").sum() == 7
-    report = write_report(results, None, tmp_path).read_text()
+    report = write_report(results, None, tmp_path)["md"].read_text()
     assert "Failed cells (7 of 10)" in report and "bogus (query only)" in report
     with pytest.raises(ExperimentError, match="7 of 10 grid cells failed.*bogus"):
         check_complete(results)
@@ -64,7 +64,7 @@ def _notebook(path, code: str) -> None:
 GRID = """
 from pathlib import Path
 from reidlab.experiment import ExperimentConfig, check_complete, run_experiment
-from reidlab.study import write_report
+from reidlab.report import write_report
 cfg = ExperimentConfig(root=data_root, methods=("zero", "bogus"), query_only=False, retrain=(), epochs=1,
                        train_options={"batch_p": 4, "iters_per_epoch": 2}, out_dir=out_dir)
 results, _ = run_experiment(cfg, progress=False)
@@ -120,4 +120,6 @@ def test_study_runs_every_notebook_and_reports_every_failure(synthetic_root, tmp
     )
     results = pd.read_csv(run / "a_grid" / "results.csv")
     assert list(results["status"]) == ["ok", "ok", "failed"]
-    assert "failed cell: a_grid: tiny seed 0 bogus" in out and f"report: {run / 'report.md'}" in out
+    assert "failed cell: a_grid: tiny seed 0 bogus" in out
+    assert f"report: {run / 'report.html'} (markdown: {run / 'report.md'})" in out
+    assert "findings:" in out and "2 of 3 notebooks failed" in out

@@ -84,7 +84,6 @@ def run_config(args) -> int:
             ("notebook paths", args.notebooks),
             ("--smoke", args.smoke),
             ("-p/--param", args.param),
-            ("--check", args.check),
         )
         if given
     ]
@@ -108,8 +107,49 @@ def run_config(args) -> int:
             f"{c['error']}"
         )
     print(f"grid results are in {run_dir / 'results.csv'}")
-    print(f"report: {run_dir / 'report.md'}")
-    return 1 if summary["failed_cells"] else 0
+    print_findings(summary)
+    code = 1 if summary["failed_cells"] else 0
+    if args.check:
+        code = max(code, check(args, run_dir / "results.csv"))
+    return code
+
+
+def print_findings(summary: dict) -> None:
+    """The run's three most important lines, then where its HTML and markdown reports are."""
+    findings = summary.get("findings") or []
+    if findings:
+        print("findings:")
+        for line in findings[:3]:
+            print(f"  - {line}")
+    print(f"report: {summary['report']['html']} (markdown: {summary['report']['md']})")
+
+
+def check(args, results: Path) -> int:
+    """``--check``: the run's results against a baseline (:mod:`reidlab.regression`); 1 when a
+    condition moved more than allowed."""
+    from reidlab.paths import baseline_dir
+    from reidlab.regression import check_regression
+
+    base = (
+        Path(args.check)
+        if args.check.endswith(".csv")
+        else (baseline_dir() or Path(".")) / f"{args.check}.csv"
+    )
+    table = check_regression(results, base, tolerance=args.tolerance)
+    print(table.round(3).to_string(index=False))
+    how = (
+        f"tolerance {args.tolerance} points"
+        if args.tolerance is not None
+        else "allowance from the baseline's seed-to-seed spread: "
+        + ", ".join(
+            f"{col} sd {sd:.2f} ({df} df)" for col, (sd, df) in table.attrs["spread"].items()
+        )
+    )
+    if not table.attrs["ok"]:
+        print(f"regression check FAILED against {base} ({how})")
+        return 1
+    print(f"regression check passed against {base} ({how})")
+    return 0
 
 
 def run(args) -> int:
@@ -151,31 +191,9 @@ def run(args) -> int:
             f"{c['error']}"
         )
     print(f"executed notebooks and results are in {run_dir} ({summary['threads']} threads each)")
-    print(f"report: {run_dir / 'report.md'}")
+    print_findings(summary)
     failed = [e for e in summary["notebooks"] if e["status"] != "ok"] + summary["failed_cells"]
+    code = 1 if failed else 0
     if args.check:
-        from reidlab.paths import baseline_dir
-
-        base = (
-            Path(args.check)
-            if args.check.endswith(".csv")
-            else (baseline_dir() or Path(".")) / f"{args.check}.csv"
-        )
-        from reidlab.regression import check_regression
-
-        results = run_dir / "03_anonymization_cost" / "results.csv"
-        table = check_regression(results, base, tolerance=args.tolerance)
-        print(table.round(3).to_string(index=False))
-        how = (
-            f"tolerance {args.tolerance} points"
-            if args.tolerance is not None
-            else "allowance from the baseline's seed-to-seed spread: "
-            + ", ".join(
-                f"{col} sd {sd:.2f} ({df} df)" for col, (sd, df) in table.attrs["spread"].items()
-            )
-        )
-        if not table.attrs["ok"]:
-            print(f"regression check FAILED against {base} ({how})")
-            return 1
-        print(f"regression check passed against {base} ({how})")
-    return 1 if failed else 0
+        code = max(code, check(args, run_dir / "03_anonymization_cost" / "results.csv"))
+    return code
