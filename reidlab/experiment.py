@@ -242,7 +242,8 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     ``wrong_top10_count``, ``anon_queries``; fractions, computed with the crops that have a face
     box, i.e. that the condition's anonymizer changes, or would change in a split it leaves
     original), then every setting the evaluation recorded (:func:`result_columns`).
-    ``per_query``: one row per (model, seed, condition, query) with AP and first-hit rank, for
+    ``per_query``: one row per (model, seed, condition, query) with AP, first-hit rank and the
+    ten nearest valid gallery indices (``top_gallery``), for
     paired tests. :func:`coverage_table` puts each condition's cue beside the original ranking's.
     """
     import numpy as np
@@ -302,6 +303,9 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
                     "query": np.arange(len(pq["ap"])),
                     "ap": np.where(pq["valid"], pq["ap"], np.nan),
                     "first_hit_rank": pq["first_hit_rank"],
+                    # each query's 10 nearest valid gallery indices (-1 padding): ranked figures
+                    # come from here, not from a second evaluation
+                    "top_gallery": list(pq["top_gallery"]),
                 }
             )
         )

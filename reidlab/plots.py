@@ -96,15 +96,6 @@ def fmt_value(v) -> str:
     return str(v)
 
 
-def gallery_order(dist_row, q_pid, q_cam, g_pids, g_cams) -> np.ndarray:
-    """Gallery indices by distance (stable: ties by gallery order) without the query's identity
-    from its own camera and without junk (pid -1): what the Market-1501 metrics rank."""
-    g_pids, g_cams = np.asarray(g_pids), np.asarray(g_cams)
-    order = np.argsort(np.asarray(dist_row), kind="stable")
-    keep = ~(((g_pids[order] == q_pid) & (g_cams[order] == q_cam)) | (g_pids[order] == -1))
-    return order[keep]
-
-
 # ------------------------------------------------------------------ figures
 
 
@@ -318,7 +309,8 @@ def ranked_results(
     per query in ``query_indices`` (default: the first four); drawn by :func:`ranked_rows`.
 
     With cameras given, gallery items with the query's pid AND camera (and junk, pid -1) are
-    excluded (the Market-1501 rule, :func:`gallery_order`), so the picture shows what the metric
+    excluded (the Market-1501 rule, as the metrics rank:
+    :func:`reidlab.evaluation.coverage.top_valid_matches`), so the picture shows what the metric
     ranks. Ties are broken by gallery order (stable sort).
     """
     distmat = np.asarray(distmat.detach().cpu() if hasattr(distmat, "detach") else distmat)
@@ -327,10 +319,19 @@ def ranked_results(
     rows = []
     for q in qi:
         if q_camids is not None and g_camids is not None:
-            order = gallery_order(distmat[q], q_pids[q], np.asarray(q_camids)[q], g_pids, g_camids)
+            from reidlab.evaluation.coverage import top_valid_matches
+
+            top = top_valid_matches(
+                distmat[q : q + 1],
+                q_pids[q : q + 1],
+                g_pids,
+                np.asarray(q_camids)[q : q + 1],
+                g_camids,
+                k=topk,
+            )[0]
+            top = top[top >= 0]
         else:
-            order = np.argsort(distmat[q], kind="stable")
-        top = order[:topk]
+            top = np.argsort(distmat[q], kind="stable")[:topk]
         rows.append(
             {
                 "label": f"{label}\nquery {q}".strip(),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidlab.plots import condition_kind, condition_order, gallery_order, method_of
+from reidlab.plots import condition_kind, condition_order, method_of
 
 #: The reference study: Dietlmeier et al., "How important are faces for person
 #: re-identification?", ICPR 2020 (mAP and rank-1 in points).
@@ -539,110 +539,91 @@ def write_run_report(run_dir: Path, summary: dict) -> dict:
 
 def experiment_rankings(
     cfg,
+    per_query,
     model: str,
     seed: int,
     method: str,
     *,
     query: int | None = None,
     topk: int = 10,
-    progress: bool = False,
 ) -> list[dict]:
     """One query's ranked gallery under the original and the ``method``-anonymized condition
     (query and gallery) of a finished experiment, as rows for :func:`reidlab.plots.ranked_rows`.
 
-    The experiment's results keep metrics and per-query AP, not rankings, so this re-evaluates
-    one model (the checkpoint the experiment trained, ``<out_dir>/models/...``, or its given
-    weights) on the same data, boxes and evaluation settings. ``query``: its index (default: the
-    query with a face box whose first true match moves most between the two conditions,
-    preferring one with a true match in either top-k).
+    The rankings are the experiment's own (``per_query["top_gallery"]`` of
+    :func:`reidlab.experiment.run_experiment`, the ten nearest valid gallery items), so nothing is
+    evaluated again; only the shown crops are read and, for the anonymized row, anonymized as the
+    experiment did. ``query``: its index (default: the query with a face box whose first true
+    match moves most between the two conditions, preferring one with a true match on show).
 
     Returns:
         Two dicts (``label``, ``query_image``, ``gallery`` (top-k images), ``match`` (bool per
-        shown item), ``marked`` (anonymized crop), ``query_marked``, ``ap``).
+        shown item), ``marked`` (anonymized crop), ``query_marked``).
     """
     import torch
 
     from reidlab import experiment as ex
     from reidlab.anonymize import Anonymizer
+    from reidlab.boxes import pad_boxes
     from reidlab.datasets import build_dataset
-    from reidlab.evaluation import pairwise_distance
-    from reidlab.evaluation.features import extract_features
     from reidlab.imageio import read_rgb
 
+    def ranking(condition: str):
+        rows = per_query[
+            (per_query["model"] == model)
+            & (per_query["seed"] == seed)
+            & (per_query["condition"] == condition)
+        ].sort_values("query")
+        if rows.empty:
+            raise ValueError(f"no per-query results for {model} seed {seed} {condition!r}")
+        return np.stack(rows["top_gallery"].to_numpy()), rows["first_hit_rank"].to_numpy()
+
+    (top_o, hit_o), (top_m, hit_m) = ranking("original"), ranking(method)
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
-    boxes, _ = ex.face_boxes_for(ds, cfg, splits=("query", "gallery"), progress=progress)
-    if model in cfg.weights:
-        net = ex._load(model, cfg.weights[model], cfg.trust_checkpoint)
-    else:
-        path = Path(ex._train_config(model, seed, cfg, None, None).out_dir) / "model.pth"
-        net = ex._load(model, str(path))
-    anon = Anonymizer(**ex._anon_settings(method, cfg))
-    e = cfg.eval
-    common = {
-        "size": tuple(e.size or getattr(net, "input_size", (256, 128))),
-        "mean": tuple(e.mean or getattr(net, "pixel_mean", (0.485, 0.456, 0.406))),
-        "std": tuple(e.std or getattr(net, "pixel_std", (0.229, 0.224, 0.225))),
-        "flip": e.flip,
-        "normalize": e.normalize,
-        "boxes": boxes,
-        "device": e.device,
-        "progress": progress,
-    }
+    boxes, _ = ex.face_boxes_for(ds, cfg, splits=("query", "gallery"), progress=False)
     q_pids = np.array([s.pid for s in ds.query])
     g_pids = np.array([s.pid for s in ds.gallery])
-    q_cams = np.array([s.camid for s in ds.query])
-    g_cams = np.array([s.camid for s in ds.gallery])
     has_face = np.array([len(boxes.get(s.path, ())) > 0 for s in ds.gallery])
-    orders = {}
-    for name, a in (("original", None), (method, anon)):
-        qf = extract_features(net, ds.query, anonymizer=a, desc=f"{name} query", **common)
-        gf = extract_features(net, ds.gallery, anonymizer=a, desc=f"{name} gallery", **common)
-        dist = np.asarray(pairwise_distance(qf, gf, metric=e.distance).cpu())
-        orders[name] = dist
     if query is None:
         q_face = [i for i, s in enumerate(ds.query) if len(boxes.get(s.path, ()))]
-        candidates = q_face or list(range(len(ds.query)))
-
-        def first_hit(dist, q):
-            order = gallery_order(dist[q], q_pids[q], q_cams[q], g_pids, g_cams)
-            hits = np.flatnonzero(g_pids[order] == q_pids[q])
-            return hits[0] if len(hits) else len(order)
+        far = len(ds.gallery) + 1  # a query without a valid match ranks it nowhere
 
         def key(q):
-            a, b = first_hit(orders["original"], q), first_hit(orders[method], q)
-            return (min(a, b) < topk, abs(a - b), -q)  # a match on show, then the largest move
+            a, b = (int(h[q]) if h[q] > 0 else far for h in (hit_o, hit_m))
+            return (min(a, b) <= topk, abs(a - b), -q)  # a match on show, then the largest move
 
-        query = max(candidates, key=key)
+        query = max(q_face or range(len(ds.query)), key=key)
+    anon = Anonymizer(**ex._anon_settings(method, cfg))
+
+    def load(samples, idx, a):
+        x = torch.stack(
+            [
+                torch.from_numpy(read_rgb(samples[i].path)).permute(2, 0, 1).float() / 255
+                for i in idx
+            ]
+        )
+        if a is None:
+            return list(x)
+        b, v = pad_boxes(
+            [boxes.get(samples[i].path, np.zeros((0, 4))) for i in idx], dtype=np.float32
+        )
+        with torch.no_grad():
+            return list(a(x, torch.from_numpy(b), torch.from_numpy(v)))
+
     rows = []
-    for name, a in (("original", None), (method, anon)):
-        order = gallery_order(orders[name][query], q_pids[query], q_cams[query], g_pids, g_cams)
-        top = order[:topk]
-
-        def load(samples, idx, a=a):
-            x = torch.stack(
-                [
-                    torch.from_numpy(read_rgb(samples[i].path)).permute(2, 0, 1).float() / 255
-                    for i in idx
-                ]
-            )
-            if a is None:
-                return [im for im in x]
-            from reidlab.boxes import pad_boxes
-
-            b, v = pad_boxes(
-                [boxes.get(samples[i].path, np.zeros((0, 4))) for i in idx], dtype=np.float32
-            )
-            with torch.no_grad():
-                return [im for im in a(x, torch.from_numpy(b), torch.from_numpy(v))]
-
-        label = "original" if a is None else f"{method} (query+gallery)"
+    for label, top_all, a in (
+        ("original", top_o, None),
+        (f"{method} (query+gallery)", top_m, anon),
+    ):
+        top = top_all[query][:topk]
+        top = top[top >= 0]
         rows.append(
             {
                 "label": label,
-                "query_image": load(ds.query, [query])[0],
+                "query_image": load(ds.query, [query], a)[0],
                 "query_pid": int(q_pids[query]),
                 "query_marked": a is not None and len(boxes.get(ds.query[query].path, ())) > 0,
-                "gallery": load(ds.gallery, top),
+                "gallery": load(ds.gallery, top, a),
                 "match": (g_pids[top] == q_pids[query]).tolist(),
                 "marked": (has_face[top] & (a is not None)).tolist(),
             }

@@ -230,8 +230,8 @@ def live_ranking(
     import torch
 
     from reidlab.evaluation import pairwise_distance, rank_metrics
+    from reidlab.evaluation.coverage import top_valid_matches
     from reidlab.evaluation.features import forward_features
-    from reidlab.plots import gallery_order
 
     if data.gallery is None:
         raise ValueError("live_ranking needs data with a gallery: load_explorer_data(gallery=N)")
@@ -265,7 +265,15 @@ def live_ranking(
         m = rank_metrics(dist, q_pids, g_pids, q_cams, g_cams)
         out["mAP_original" if name == "original" else "mAP"] = 100 * float(m.mAP)
         d = np.asarray(dist.detach().cpu()) if hasattr(dist, "detach") else np.asarray(dist)
-        top = gallery_order(d[query], q_pids[query], q_cams[query], g_pids, g_cams)[:topk]
+        top = top_valid_matches(
+            d[query : query + 1],
+            q_pids[query : query + 1],
+            g_pids,
+            q_cams[query : query + 1],
+            g_cams,
+            k=topk,
+        )[0]
+        top = top[top >= 0]
         anon = name != "original"
         _, g_valid = g.boxes(threshold)
         _, q_valid = data.boxes(threshold)

@@ -178,14 +178,6 @@ def test_crop_grid_title_row_labels_and_box_legend():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["face box (ground truth)"]
 
 
-def test_gallery_order_drops_same_camera_and_junk():
-    from reidlab.plots import gallery_order
-
-    # distances 0..4; gallery 0: same pid and camera (excluded), 3: junk (excluded)
-    order = gallery_order([0, 1, 2, 3, 4], 5, 0, [5, 5, 7, -1, 8], [0, 1, 0, 1, 2])
-    assert order.tolist() == [1, 2, 4]
-
-
 def test_fmt_value_three_significant_digits():
     from reidlab.plots import fmt_value
 
