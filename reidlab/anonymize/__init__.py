@@ -12,7 +12,12 @@ imported lazily).
 torch.Size([4, 3, 128, 64])
 """
 
-from reidlab.anonymize.masks import box_masks, scale_boxes
+from reidlab.anonymize.masks import (
+    anonymization_masks,
+    box_masks,
+    scale_boxes,
+    segmentation_masks,
+)
 from reidlab.anonymize.methods import (
     COMMON_PARAMS,
     METHODS,
@@ -37,6 +42,7 @@ __all__ = [
     "METHODS",
     "Anonymizer",
     "Method",
+    "anonymization_masks",
     "available_methods",
     "blur_faces",
     "box_masks",
@@ -47,6 +53,7 @@ __all__ = [
     "pixelate_faces",
     "register_method",
     "scale_boxes",
+    "segmentation_masks",
     "unregister_method",
     "zero_faces",
 ]
