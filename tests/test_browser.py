@@ -357,11 +357,12 @@ def test_explorer_slider_rerenders_the_anonymized_image(page, lab):
     assert before[0].startswith(b"\x89PNG"), "the explorer's image is not a PNG"
 
     # The first visible slider whose move re-renders the image (the explorer's controls come from
-    # the method registry, so their order and labels may change).
+    # the method registry, so their order and labels may change); at most three are tried, which
+    # bounds the test's time.
     sliders = out.locator(".widget-slider").locator("visible=true")
     assert sliders.count() > 0, "the explorer shows no slider"
     tried = []
-    for i in range(sliders.count()):
+    for i in range(min(3, sliders.count())):
         slider = sliders.nth(i)
         label = slider.locator(".widget-label").inner_text()
         readout = slider.locator(".widget-readout")
