@@ -46,6 +46,9 @@ class ExperimentConfig:
 
     ``eval``: how every cell is evaluated (:class:`~reidlab.evaluation.EvalConfig`, or a dict of
     its fields; its ``device`` is also where models are trained).
+    ``mask="segmentation"`` anonymizes the pixels of the detector's face maps (thresholded at the
+    methods' ``mask_threshold``, dilated by ``mask_dilate``; set them in ``method_settings``), an
+    image without a face in its map its boxes; the detector must give maps (reidface).
     """
 
     dataset: str = "synthetic"
@@ -75,6 +78,14 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if isinstance(self.eval, dict):
             self.eval = EvalConfig().replace(**self.eval)
+        if self.mask == "segmentation":
+            from reidlab.faces.base import detector_class
+
+            if not detector_class(self.detector).gives_maps:
+                raise ReidlabError(
+                    f"mask='segmentation' needs per-pixel face maps, but detector "
+                    f"{self.detector!r} gives boxes only; use detector='reidface' or another mask"
+                )
 
 
 def face_boxes_for(
@@ -100,11 +111,50 @@ def face_boxes_for(
     )
 
 
+def face_maps_for(
+    dataset, cfg: ExperimentConfig, splits=None, progress: bool = True
+) -> dict | None:
+    """Per-pixel face maps for the splits the grid anonymizes when ``cfg.mask ==
+    "segmentation"`` (:func:`reidlab.faces.dataset.dataset_face_maps`, cached beside the boxes;
+    the same splits as :func:`face_boxes_for`), else ``None``."""
+    if cfg.mask != "segmentation":
+        return None
+    from reidlab.faces.dataset import dataset_face_maps
+
+    if splits is None:
+        splits = ("train", "query", "gallery") if cfg.retrain else ("query", "gallery")
+    return dataset_face_maps(
+        dataset,
+        cfg.detector,
+        splits=splits,
+        params=cfg.detector_params,
+        cache_dir=cfg.cache_dir,
+        progress=progress,
+    )
+
+
 def _anon_settings(method: str, cfg: ExperimentConfig) -> dict:
     """Anonymizer keyword settings for ``method`` (shared by evaluation and retraining)."""
     return {"method": method, "mask": cfg.mask, "scale": cfg.scale} | dict(
         cfg.method_settings.get(method, {})
     )
+
+
+def _segmentation_columns(method: str, cfg: ExperimentConfig) -> dict:
+    """``mask_threshold`` and ``mask_dilate`` of a cell's anonymizer (the defaults for the
+    original condition) when the grid's mask is ``"segmentation"``; else no columns (the box
+    grid's rows stay as they were)."""
+    if cfg.mask != "segmentation":
+        return {}
+    from reidlab.anonymize.masks import DEFAULT_MASK_DILATE, DEFAULT_MASK_THRESHOLD
+
+    given = (
+        dict(cfg.method_settings.get(method, {})) if method in (*cfg.methods, *cfg.retrain) else {}
+    )
+    return {
+        "mask_threshold": given.get("mask_threshold", DEFAULT_MASK_THRESHOLD),
+        "mask_dilate": given.get("mask_dilate", DEFAULT_MASK_DILATE),
+    }
 
 
 def _anonymizer(method: str, cfg: ExperimentConfig):
@@ -114,16 +164,23 @@ def _anonymizer(method: str, cfg: ExperimentConfig):
 
 
 def _train_config(
-    model_name: str, seed: int, cfg: ExperimentConfig, boxes, method, progress: bool = False
+    model_name: str,
+    seed: int,
+    cfg: ExperimentConfig,
+    boxes,
+    method,
+    progress: bool = False,
+    maps: dict | None = None,
 ):
     """The TrainConfig of one grid cell: ``cfg.recipe`` with the grid's settings, trained on
-    original data (``method`` None) or anonymized with ``method``."""
+    original data (``method`` None) or anonymized with ``method`` (with ``maps``, the face maps
+    of ``mask="segmentation"``)."""
     from reidlab.paths import runs_dir
     from reidlab.training import TrainConfig
 
     out = Path(cfg.out_dir or runs_dir() / "experiment") / "models"
     anon = _anon_settings(method, cfg) if method else None
-    return TrainConfig.from_recipe(
+    tc = TrainConfig.from_recipe(
         cfg.recipe,
         model=model_name,
         dataset=cfg.dataset,
@@ -138,6 +195,11 @@ def _train_config(
         progress=progress,
         **({"epochs": cfg.epochs} if cfg.epochs else {}) | dict(cfg.train_options),
     )
+    if anon and maps is not None:
+        # not a TrainConfig field (a dict of arrays is no setting to serialise, like a boxes
+        # dict); the training loop reads it with the anonymizer (reidlab.training.loop)
+        tc.face_maps = maps
+    return tc
 
 
 def _train(
@@ -147,10 +209,12 @@ def _train(
     boxes: dict | None,
     method: str | None,
     progress: bool = False,
+    maps: dict | None = None,
 ):
     from reidlab.training import train
 
-    model = train(_train_config(model_name, seed, cfg, boxes, method, progress), return_model=True)
+    tc = _train_config(model_name, seed, cfg, boxes, method, progress, maps)
+    model = train(tc, return_model=True)
     model = model["model_object"]
     model.eval()
     return model
@@ -235,7 +299,8 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
 
     ``results``: one flat row per (model, seed, condition): the grid's columns (model, seed,
     condition, method, anonymized, train_data, dataset, mask, mask_scale, face_rate_*,
-    detector, full_coverage), ``status`` (``"ok"`` or ``"failed"``), ``error``, mAP,
+    detector, full_coverage; with ``mask="segmentation"`` also mask_threshold, mask_dilate),
+    ``status`` (``"ok"`` or ``"failed"``), ``error``, mAP,
     rank-1/5/10, mINP (in %, NaN for a failed cell), n_queries, the coverage cue
     (:func:`reidlab.evaluation.coverage.cue_columns`: ``anon_share_query``,
     ``anon_share_gallery``, ``wrong_top10_anon_share``, ``wrong_top10_anon_share_chance``,
@@ -256,6 +321,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     cfg.root = str(resolve_root(cfg.dataset, cfg.root))
     ds = build_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
     boxes, face_info = face_boxes_for(ds, cfg, progress=progress)
+    maps = face_maps_for(ds, cfg, progress=progress)  # None unless mask="segmentation"
     rows, per_query = [], []
     grid = {  # the grid's own columns, in every row (the evaluation's come from its result)
         "dataset": cfg.dataset,
@@ -267,14 +333,18 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     }
 
     def row(model_name, seed, condition, method, anonymized, train_data) -> dict:
-        return {
-            "model": model_name,
-            "seed": seed,
-            "condition": condition,
-            "method": method,
-            "anonymized": anonymized,
-            "train_data": train_data,
-        } | grid
+        return (
+            {
+                "model": model_name,
+                "seed": seed,
+                "condition": condition,
+                "method": method,
+                "anonymized": anonymized,
+                "train_data": train_data,
+            }
+            | grid
+            | _segmentation_columns(method, cfg)
+        )
 
     def record(model, cell: dict, q_anon, g_anon, feature_cache: dict):
         res = evaluate(
@@ -282,6 +352,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
             ds,
             cfg.eval,
             boxes=boxes,
+            **({"face_maps": maps} if maps is not None else {}),
             query_anonymizer=q_anon,
             gallery_anonymizer=g_anon,
             progress=progress,
@@ -387,7 +458,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
                 anon = lambda method=method: _anonymizer(method, cfg)
                 cell_safe(
                     lambda method=method, model_name=model_name, seed=seed: _train(
-                        model_name, seed, cfg, boxes, method, progress
+                        model_name, seed, cfg, boxes, method, progress, maps
                     ),
                     [
                         (

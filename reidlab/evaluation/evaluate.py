@@ -29,11 +29,48 @@ def _anon_settings(anonymizer) -> dict[str, Any] | None:
     return {"repr": repr(anonymizer)}
 
 
-def _boxed(samples, boxes: Mapping[str, np.ndarray] | None) -> np.ndarray:
-    """bool per sample: it has at least one face box, so an anonymizer changes it (the loader
-    gives a path absent from ``boxes`` no box)."""
+def _boxed(
+    samples,
+    boxes: Mapping[str, np.ndarray] | None,
+    face_maps: Mapping[str, np.ndarray] | None = None,
+    seg: tuple[float, tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """bool per sample: an anonymizer changes it. Box masks: it has at least one face box (the
+    loader gives a path absent from ``boxes`` no box). Segmentation (``seg`` = ``(threshold,
+    input size)``): also when its face map, fitted to the input size as the loader does, reaches
+    the threshold somewhere (an image whose map is empty falls back to its boxes)."""
     boxes = boxes or {}
-    return np.array([np.size(boxes.get(s.path, ())) > 0 for s in samples], dtype=bool)
+    out = np.array([np.size(boxes.get(s.path, ())) > 0 for s in samples], dtype=bool)
+    if seg is not None and face_maps:
+        from reidlab.loading import fit_map
+
+        threshold, size = seg
+        for i, s in enumerate(samples):
+            m = face_maps.get(s.path)
+            if not out[i] and m is not None:
+                out[i] = bool((fit_map(m, size) >= threshold).any())
+    return out
+
+
+def _segmentation(anonymizers, face_maps) -> float | None:
+    """The mask threshold the crops' anonymization uses when it is by face maps: that of the
+    first anonymizer with ``mask="segmentation"``; with none given (the original condition of a
+    segmentation grid) the default one; ``None`` when no maps are given or the anonymizers use
+    box masks."""
+    if face_maps is None:
+        return None
+    given = [a for a in anonymizers if a is not None]
+    for a in given:
+        s = _anon_settings(a) or {}
+        if s.get("mask") == "segmentation":
+            from reidlab.anonymize.masks import DEFAULT_MASK_THRESHOLD
+
+            return float(s.get("mask_threshold", DEFAULT_MASK_THRESHOLD))
+    if given:
+        return None
+    from reidlab.anonymize.masks import DEFAULT_MASK_THRESHOLD
+
+    return float(DEFAULT_MASK_THRESHOLD)
 
 
 def evaluate(
@@ -42,6 +79,7 @@ def evaluate(
     config: EvalConfig | Mapping[str, Any] | None = None,
     *,
     boxes: Mapping[str, np.ndarray] | None = None,
+    face_maps: Mapping[str, np.ndarray] | None = None,
     query_anonymizer=None,
     gallery_anonymizer=None,
     progress: bool = True,
@@ -63,6 +101,9 @@ def evaluate(
             ``EvalConfig()``): distance, normalize, flip, AP definition, re-ranking, input size,
             batch size, device, ...
         boxes: face boxes per absolute path, for the anonymizers.
+        face_maps: per-pixel face maps per absolute path, for anonymizers with
+            ``mask="segmentation"`` (:func:`reidlab.faces.dataset.dataset_face_maps`); recorded
+            as ``settings["face_maps"]`` when given.
         query_anonymizer, gallery_anonymizer: ``(images, boxes, valid) -> images`` applied to
             that split only (None = original images).
         progress: progress bars; checkpoint, extra_settings: recorded in ``settings`` as given.
@@ -112,6 +153,7 @@ def evaluate(
         "flip": cfg.flip,
         "normalize": cfg.normalize,
         "boxes": boxes,
+        "face_maps": face_maps,
         "device": cfg.device,
         "num_workers": cfg.num_workers,
         "amp": cfg.amp,
@@ -125,7 +167,9 @@ def evaluate(
             # what changes un-anonymized features: the split and the extraction settings (boxes,
             # workers and progress bars do not)
             same = {
-                k: v for k, v in common.items() if k not in ("boxes", "num_workers", "progress")
+                k: v
+                for k, v in common.items()
+                if k not in ("boxes", "face_maps", "num_workers", "progress")
             }
             key = (split, len(samples), repr(sorted(same.items())))
             if key in feature_cache:
@@ -210,6 +254,8 @@ def evaluate(
     }
     if cfg.cmc_mode == "single_gallery_shot":
         settings["sgs"] = {"repeats": m.extra.get("sgs_repeats"), "seed": cfg.seed}
+    if face_maps is not None:  # only then: box-mask settings stay as they were
+        settings["face_maps"] = f"{len(face_maps)} images with face maps"
     if extra_settings:
         settings.update(dict(extra_settings))
     log.info(
@@ -238,8 +284,14 @@ def evaluate(
         per_query["top_gallery"] = top_valid_matches(
             distmat, q_pids, g_pids, q_cams, g_cams, int(keep_topk)
         )
-        per_query["boxed"] = _boxed(query, boxes)
-        per_gallery = {"pid": g_pids, "camid": g_cams, "boxed": _boxed(gallery, boxes)}
+        thr = _segmentation((query_anonymizer, gallery_anonymizer), face_maps)
+        seg = None if thr is None else (thr, size)
+        per_query["boxed"] = _boxed(query, boxes, face_maps, seg)
+        per_gallery = {
+            "pid": g_pids,
+            "camid": g_cams,
+            "boxed": _boxed(gallery, boxes, face_maps, seg),
+        }
     return EvalResult(
         metrics=metrics, settings=settings, per_query=per_query, per_gallery=per_gallery
     )

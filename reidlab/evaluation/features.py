@@ -160,6 +160,7 @@ def extract_features(
     progress: bool = True,
     desc: str | None = None,
     resize_mode: str | None = None,
+    face_maps: Mapping[str, np.ndarray] | None = None,
 ):
     """Features of a split, in sample order.
 
@@ -180,6 +181,9 @@ def extract_features(
         progress: show a tqdm bar; desc: its label.
         resize_mode: ``"antialias"`` or ``"bilinear"`` (:mod:`reidlab.resize`); default the
             model's (:func:`reidlab.resize.resize_mode_for`).
+        face_maps: per-pixel face maps per absolute path (``mask="segmentation"``), fitted to the
+            input size by the loader and passed as ``anonymizer(..., face_maps=...)`` (``None``
+            for an image without a map). ``None``: the anonymizer is called without them.
 
     Returns:
         ``(N, D)`` float32 tensor on the compute device.
@@ -188,7 +192,7 @@ def extract_features(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from reidlab.loading import ReIDImageDataset
+    from reidlab.loading import ReIDImageDataset, batch_face_maps
     from reidlab.resize import resize_mode_for
 
     device = torch.device(device) if device is not None else _model_device(model)
@@ -200,7 +204,8 @@ def extract_features(
         "kw": {"flip": flip, "normalize": normalize, "amp_dtype": amp_dtype},
     }
     mode = resize_mode if resize_mode is not None else resize_mode_for(model)
-    ds = ReIDImageDataset(samples, size=tuple(size), boxes=boxes, resize_mode=mode)
+    maps = face_maps if anonymizer is not None else None  # loaded only when used
+    ds = ReIDImageDataset(samples, size=tuple(size), boxes=boxes, resize_mode=mode, maps=maps)
     loader = DataLoader(
         ds,
         batch_size=batch_size,
@@ -223,6 +228,8 @@ def extract_features(
             for batch in loader:
                 images = batch["image"].to(device, non_blocking=nb)
                 if anonymizer is not None:
+                    if maps is not None:
+                        anon_kw["face_maps"] = batch_face_maps(batch, device)
                     images = anonymizer(
                         images,
                         batch["boxes"].to(device, non_blocking=nb),

@@ -103,3 +103,52 @@ def dataset_boxes(
         info[f"face_rate_{split}"] = (found + df.attrs["num_fail_closed"]) / n
         info[f"detection_rate_{split}"] = found / n
     return boxes, info
+
+
+def dataset_face_maps(
+    dataset,
+    detector: Detector | str,
+    splits: Sequence[str] = SPLITS,
+    *,
+    params: Mapping | None = None,
+    cache_dir=None,
+    progress: bool = True,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Per-pixel face maps of every image in ``dataset``'s ``splits``, for ``mask="segmentation"``.
+
+    Args:
+        dataset, detector, splits, params, cache_dir, progress, batch_size: as in
+            :func:`dataset_boxes`; the detector must give maps (``gives_maps``: reidface).
+
+    Returns:
+        ``{absolute path: float32 (h, w)}`` at the detector's resolution, through the detection
+        cache (:func:`reidlab.faces.cache.split_face_maps`, maps.npz beside the boxes).
+
+    Raises:
+        DetectorError: "<detector> gives boxes only" for a detector without maps (before any
+            image is read).
+    """
+    from reidlab.faces.cache import split_face_maps
+
+    if isinstance(detector, str):
+        from reidlab.faces.options import detector_from_config
+
+        detector = detector_from_config(detector, params, root=dataset.root)
+    elif params:
+        raise ValueError("dataset_face_maps: params= only goes with a detector name")
+    if not detector.gives_maps:
+        detector.face_maps([])  # the detector's own one-line "gives boxes only" error
+    maps: dict[str, np.ndarray] = {}
+    for split in splits:
+        maps.update(
+            split_face_maps(
+                detector,
+                dataset.split(split),
+                dataset.root,
+                cache_dir=cache_dir,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        )
+    return maps

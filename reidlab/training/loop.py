@@ -109,6 +109,21 @@ def _resolve_boxes(cfg: TrainConfig, dataset):
     )
 
 
+def _resolve_maps(cfg: TrainConfig):
+    """Per-pixel face maps for an anonymizer with ``mask="segmentation"``: ``cfg.face_maps``
+    (``{abs_path: (h, w)}``, set by :func:`reidlab.experiment.run_experiment`), else ``None``
+    (the anonymizer then uses the boxes of every image: fail closed). Box masks get ``None``."""
+    maps = getattr(cfg, "face_maps", None)
+    if cfg.anonymizer is None or cfg.anonymizer.get("mask") != "segmentation":
+        return None
+    if maps is None:
+        log.warning("mask='segmentation' without face maps: every image uses its boxes' mask")
+        return None
+    if not isinstance(maps, dict):
+        raise TrainingError(f"face_maps: expected a {{path: (h, w) map}} dict, got {type(maps)}")
+    return maps
+
+
 def _device(cfg: TrainConfig, local_rank: int):
     import torch
 
@@ -179,12 +194,15 @@ def apply_gradients(scaler, opt, center_opt=None, center_loss_weight: float = 0.
 
 
 def train_step(step: Step, batch: dict) -> tuple[Any, dict[str, float], int]:
-    """One optimisation step on ``batch`` (``image`` in [0, 1], ``pid``, ``boxes``, ``valid``).
+    """One optimisation step on ``batch`` (``image`` in [0, 1], ``pid``, ``boxes``, ``valid``,
+    and with face maps ``face_map``, ``has_map``: passed to the anonymizer as ``face_maps``).
 
     Returns ``(loss, parts, images)``: the detached loss tensor, the loss parts as floats and
     the number of images.
     """
     import torch
+
+    from reidlab.loading import batch_face_maps
 
     s = step
     images = batch["image"].to(s.device, non_blocking=True)
@@ -192,8 +210,11 @@ def train_step(step: Step, batch: dict) -> tuple[Any, dict[str, float], int]:
     if s.anonymizer is not None:
         with torch.no_grad():
             # the collated batch is ours: anonymize in place (the fast path)
+            kw = {"inplace": True}
+            if "face_map" in batch:  # mask="segmentation": the maps augmented with the images
+                kw["face_maps"] = batch_face_maps(batch, s.device)
             images = s.anonymizer(
-                images, batch["boxes"].to(s.device), batch["valid"].to(s.device), inplace=True
+                images, batch["boxes"].to(s.device), batch["valid"].to(s.device), **kw
             )
     x = (images - s.mean) / s.std
     if s.eraser is not None:
@@ -278,7 +299,10 @@ def _build_loader(cfg: TrainConfig, samples, size, boxes, rank: int, world: int,
     from reidlab.training.transforms import PairAugment
 
     aug = PairAugment(size, flip_p=cfg.flip_p, pad=cfg.pad, seed=cfg.seed * 1000 + rank)
-    data = ReIDImageDataset(samples, size=size, boxes=boxes, max_faces=cfg.max_faces, transform=aug)
+    maps = _resolve_maps(cfg)
+    data = ReIDImageDataset(
+        samples, size=size, boxes=boxes, max_faces=cfg.max_faces, transform=aug, maps=maps
+    )
     sampler = PKBatchSampler(
         [s.pid for s in samples],
         cfg.batch_p,
@@ -497,6 +521,7 @@ def _evaluate(run: Run) -> dict:
     if anonymizer is not None and cfg.anonymize_eval:
         anon = {
             "boxes": run.boxes,
+            "face_maps": _resolve_maps(cfg),
             "query_anonymizer": anonymizer,
             "gallery_anonymizer": anonymizer,
         }

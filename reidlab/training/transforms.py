@@ -5,7 +5,9 @@
 (:func:`reidlab.resize.resize_image` in the model's mode, the same resize evaluation uses), then
 horizontal flip and zero pad + random crop (the strong baseline's recipe) through albumentations
 with ``BboxParams(format="pascal_voc")`` so face boxes follow (boxes pushed off the image are
-clipped, or dropped when nothing is left).
+clipped, or dropped when nothing is left). A face map given as a third argument (for
+``mask="segmentation"``) is fitted to the output size and goes through the same flip, pad and crop
+as albumentations' ``mask`` target, so anonymizing after augmentation stays aligned.
 
 :func:`build_random_erasing` erases on the *batch*, after on-the-fly anonymization and
 normalisation, so it never hides or imitates the anonymization being studied.
@@ -68,7 +70,11 @@ class PairAugment:
             seed=seed,
         )
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, face_map: np.ndarray | None = None):
+        """``(image, boxes)``, or ``(image, boxes, face_map)`` when ``face_map`` (``(h, w)``
+        float probabilities over the whole image, any resolution) is given: the map at the output
+        size (:func:`reidlab.loading.fit_map`), flipped, padded with zeros and cropped as the
+        image."""
         hh, ww = image.shape[:2]
         b = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
         if len(b):
@@ -78,9 +84,16 @@ class PairAugment:
         if (hh, ww) != self.size:
             b = resize_boxes(b, (hh, ww), self.size)
             image = resize_image(image, self.size, self.resize_mode)
-        out = self.compose(image=image, bboxes=b, labels=np.arange(len(b)))
+        targets = {"image": image, "bboxes": b, "labels": np.arange(len(b))}
+        if face_map is not None:
+            from reidlab.loading import fit_map
+
+            targets["mask"] = fit_map(face_map, self.size)
+        out = self.compose(**targets)
         nb = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
-        return out["image"], nb
+        if face_map is None:
+            return out["image"], nb
+        return out["image"], nb, np.asarray(out["mask"], np.float32)
 
     def __repr__(self) -> str:
         return f"PairAugment({self.settings})"
