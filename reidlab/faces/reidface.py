@@ -34,7 +34,7 @@ INPUT_SIZE = (128, 64)  # (H, W) the network was trained on
 WEIGHTS = Path(__file__).parent / "weights" / "reidface.pt"
 
 
-def _network_class():
+def network_class():
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -82,15 +82,21 @@ def _network_class():
     return FaceSegNet
 
 
-@lru_cache(maxsize=4)
 def load_network(path: str):
     """The network from a weights file (``{"widths", "cls_head", "state_dict"}``, read with
-    ``weights_only=True``), in eval mode; shared by detector instances."""
+    ``weights_only=True``), in eval mode; shared by detector instances while the file is
+    unchanged (keyed by path, size and modification time, so a rewritten file is read again)."""
+    st = Path(path).stat() if Path(path).is_file() else None
+    return _load_network(str(path), st.st_size if st else -1, st.st_mtime_ns if st else -1)
+
+
+@lru_cache(maxsize=4)
+def _load_network(path: str, size: int, mtime_ns: int):
     import torch
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        net = _network_class()(ckpt["widths"], cls_head=bool(ckpt.get("cls_head", False)))
+        net = network_class()(ckpt["widths"], cls_head=bool(ckpt.get("cls_head", False)))
         net.load_state_dict(ckpt["state_dict"])
     except Exception as e:
         raise DetectorError(

@@ -98,9 +98,9 @@ def build_network(widths=(12, 24, 48, 64)):
     """A fresh trainable ``FaceSegNet`` (with the image head), channels-last, from torch's RNG."""
     import torch
 
-    from reidlab.faces.reidface import _network_class
+    from reidlab.faces.reidface import network_class
 
-    return _network_class()(tuple(widths), cls_head=True).to(memory_format=torch.channels_last)
+    return network_class()(tuple(widths), cls_head=True).to(memory_format=torch.channels_last)
 
 
 def _batch_tensors(images: np.ndarray, faces: np.ndarray, device):
@@ -290,9 +290,7 @@ def save_weights(path: str | Path, state: dict, cfg: FaceTrainConfig) -> Path:
         },
         path,
     )
-    # check it loads, without filling load_network's per-path cache (a later run may overwrite
-    # this path in the same process)
-    load_network.__wrapped__(str(path.resolve()))
+    load_network(str(path.resolve()))  # it loads (the cache is keyed by the file's mtime)
     return path
 
 
