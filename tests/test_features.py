@@ -35,6 +35,7 @@ class TinyNet(nn.Module):
         self.fc = nn.Linear(3 * size[0] * size[1], dim)
         self.input_size, self.pixel_mean, self.pixel_std = size, MEAN, STD
         self.name = "tinynet"
+        self.resize_mode = "bilinear"  # the references below resize with cv2 INTER_LINEAR
 
     def forward(self, x):
         return self.fc(x.flatten(1))
