@@ -253,3 +253,124 @@ def summary_table(curve, defaults: Mapping[str, Mapping] | None = None):
             }
         )
     return pd.DataFrame(rows)
+
+
+def plot_curve(curve, title: str = "Privacy-utility curve"):
+    """The curve as a figure: x = face-only rank-1 (%), y = body re-ID mAP (%); per method one
+    line from the original through its strengths (solid: adaptive attacker, dashed: naive),
+    single-setting methods (fill, zero) as end points, the chance rank-1 as a vertical line.
+    Rows of one setting over several seeds are averaged."""
+    import matplotlib.pyplot as plt
+
+    keys = ["method", "setting"]
+    mean = curve.groupby(keys, sort=False)[
+        ["adaptive_rank1", "naive_rank1", "body_mAP", "chance_rank1"]
+    ].mean()
+    mean = mean.reset_index()
+    orig = mean[mean["method"] == "none"].iloc[0]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, method in enumerate(dict.fromkeys(mean.loc[mean["method"] != "none", "method"])):
+        part = mean[mean["method"] == method]
+        c = colors[k % len(colors)]
+        for attacker, style in (("adaptive", "-"), ("naive", "--")):
+            x = [100 * orig[f"{attacker}_rank1"], *(100 * part[f"{attacker}_rank1"])]
+            y = [100 * orig["body_mAP"], *(100 * part["body_mAP"])]
+            ax.plot(
+                x,
+                y,
+                style,
+                marker="o" if attacker == "adaptive" else "x",
+                color=c,
+                label=f"{method} ({attacker} attacker)",
+            )
+        for _, r in part.iterrows():
+            if r["setting"] != method:
+                ax.annotate(
+                    r["setting"].split(" ", 1)[1],
+                    (100 * r["adaptive_rank1"], 100 * r["body_mAP"]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+    ax.plot(100 * orig["adaptive_rank1"], 100 * orig["body_mAP"], "k*", ms=12, label="original")
+    ax.axvline(100 * orig["chance_rank1"], color="grey", ls=":", label="chance rank-1")
+    ax.set_xlabel("face identifiability: face-only attacker rank-1 (%)")
+    ax.set_ylabel("utility: body re-ID mAP (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def findings(curve, summary, recommendation, margin: float = CHANCE_MARGIN) -> list[str]:
+    """The closing sentences, computed from the tables (percentages, one decimal)."""
+    orig = curve[curve["method"] == "none"]
+    r1 = 100 * orig["naive_rank1"].mean()
+    chance = 100 * orig["chance_rank1"].mean()
+    lines = [
+        f"On original faces the face-only attacker reaches rank-1 {r1:.1f}% against a chance "
+        f"level of {chance:.1f}% ({orig['gallery_faces'].iloc[0]} gallery faces, "
+        f"{orig['query_faces'].iloc[0]} queries): "
+        + ("the faces identify people." if r1 > chance + margin else "no better than chance.")
+    ]
+    for _, s in summary.iterrows():
+        lines.append(
+            f"{s['setting']} (default strength): keeps {s['utility_kept_pct']:.1f}% of the body "
+            f"mAP and leaves {s['adaptive_left_pct']:.1f}% of the face rank-1 to the adaptive "
+            f"attacker, {s['naive_left_pct']:.1f}% to the naive one."
+        )
+    for _, r in recommendation.iterrows():
+        if _isna(r["setting"]):
+            lines.append(
+                f"{r['method']}: no tried strength brings the adaptive attacker within "
+                f"{margin:g} points of chance; try stronger settings."
+            )
+        else:
+            lines.append(
+                f"Recommended {r['method']}: {r['setting']}, the weakest tried setting whose "
+                f"adaptive rank-1 ({100 * r['adaptive_rank1']:.1f}%) is within {margin:g} points "
+                f"of chance ({100 * r['chance_rank1']:.1f}%); it costs "
+                f"{r['utility_cost_points']:.1f} points of body mAP "
+                f"({r['utility_kept_pct']:.1f}% kept)."
+            )
+    return lines
+
+
+def _isna(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def write_privacy_report(out_dir, curve, summary, recommendation, lines, figure=None) -> dict:
+    """Write ``privacy.csv``, ``privacy_summary.csv``, ``privacy_recommendation.csv`` and a
+    ``report.md`` (tables, the figure file name if given, the findings ``lines``) into
+    ``out_dir``; returns the paths."""
+    from pathlib import Path
+
+    from reidlab.report import _md_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "curve": out / "privacy.csv",
+        "summary": out / "privacy_summary.csv",
+        "recommendation": out / "privacy_recommendation.csv",
+        "report": out / "report.md",
+    }
+    curve.drop(columns=["anonymizer"], errors="ignore").to_csv(paths["curve"], index=False)
+    summary.to_csv(paths["summary"], index=False)
+    recommendation.to_csv(paths["recommendation"], index=False)
+    md = ["# Privacy: how identifiable faces stay after anonymization", ""]
+    if figure:
+        md += [f"![privacy-utility curve]({figure})", ""]
+    md += ["## At each method's default strength", "", _md_table(summary.round(3)), ""]
+    md += ["## Recommendation", "", _md_table(recommendation.round(3)), ""]
+    md += ["## Findings", "", *[f"- {x}" for x in lines], ""]
+    md += [
+        "## Every point (fractions)",
+        "",
+        _md_table(curve.drop(columns=["anonymizer"], errors="ignore").round(4)),
+    ]
+    paths["report"].write_text("\n".join(md) + "\n")
+    return {k: str(v) for k, v in paths.items()}
