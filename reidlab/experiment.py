@@ -180,7 +180,7 @@ def _train_config(
 
     out = Path(cfg.out_dir or runs_dir() / "experiment") / "models"
     anon = _anon_settings(method, cfg) if method else None
-    tc = TrainConfig.from_recipe(
+    return TrainConfig.from_recipe(
         cfg.recipe,
         model=model_name,
         dataset=cfg.dataset,
@@ -191,15 +191,11 @@ def _train_config(
         device=cfg.eval.device,
         anonymizer=anon,
         boxes=boxes if anon else None,
+        face_maps=maps if anon else None,
         final_eval=False,
         progress=progress,
         **({"epochs": cfg.epochs} if cfg.epochs else {}) | dict(cfg.train_options),
     )
-    if anon and maps is not None:
-        # not a TrainConfig field (a dict of arrays is no setting to serialise, like a boxes
-        # dict); the training loop reads it with the anonymizer (reidlab.training.loop)
-        tc.face_maps = maps
-    return tc
 
 
 def _train(

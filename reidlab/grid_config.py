@@ -82,7 +82,7 @@ class GridSpec:
 
 
 _SCALARS = {  # key -> Param (type, range or choices); reidlab.params checks the value
-    "mask": Param("mask", str),  # one of reidlab.anonymize.masks.MASK_SHAPES (checked below)
+    "mask": Param("mask", str),  # one of reidlab.anonymize.masks.MASK_KINDS (checked below)
     "scale": Param("scale", float, low=0, low_open=True),
     "query_only": Param("query_only", bool),
     "detector": Param("detector", str),
@@ -189,9 +189,9 @@ def grid_from_dict(data, source: str = "<dict>", base: Path | None = None) -> Gr
 
     Raises :class:`GridConfigError` on the first problem: ``<source>: <key>: <problem>``.
     """
-    from reidlab.anonymize.masks import MASK_SHAPES
+    from reidlab.anonymize.masks import MASK_KINDS
     from reidlab.anonymize.methods import METHODS
-    from reidlab.faces.base import available_detectors
+    from reidlab.faces.base import available_detectors, detector_class
     from reidlab.training.config import RECIPES
 
     base = Path(base or Path.cwd())
@@ -244,11 +244,17 @@ def grid_from_dict(data, source: str = "<dict>", base: Path | None = None) -> Gr
     for method, settings in spec.method_settings.items():
         if not isinstance(settings, dict):
             raise _fail(source, f"method_settings.{method}", f"must be a mapping, got {settings!r}")
-    if spec.mask not in MASK_SHAPES:
-        raise _fail(source, "mask", f"must be one of {', '.join(MASK_SHAPES)}, got {spec.mask!r}")
+    if spec.mask not in MASK_KINDS:
+        raise _fail(source, "mask", f"must be one of {', '.join(MASK_KINDS)}, got {spec.mask!r}")
     if spec.detector not in available_detectors():
         raise _fail(
             source, "detector", f"unknown {spec.detector!r}; known: {available_detectors()}"
+        )
+    if spec.mask == "segmentation" and not detector_class(spec.detector).gives_maps:
+        raise _fail(
+            source,
+            "mask",
+            f"segmentation needs a detector with face maps; {spec.detector} gives boxes only",
         )
     if spec.recipe not in RECIPES:
         raise _fail(source, "recipe", f"unknown {spec.recipe!r}; known: {', '.join(RECIPES)}")

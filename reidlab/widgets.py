@@ -81,11 +81,10 @@ def _load_crops(dataset, samples, detector, min_threshold, detector_params) -> E
     for a, d in zip(arrays, dets):
         d = np.asarray(d, np.float32).reshape(-1, 5).copy()
         if a.shape[:2] != (h, w):  # one batch needs one size: resize, and move the boxes with it
-            import cv2
+            from reidlab.resize import resize_boxes, resize_image
 
-            d[:, [0, 2]] *= w / a.shape[1]
-            d[:, [1, 3]] *= h / a.shape[0]
-            a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+            d[:, :4] = resize_boxes(d[:, :4], a.shape[:2], (h, w))
+            a = resize_image(a, (h, w))
         imgs.append(torch.from_numpy(a).permute(2, 0, 1).float() / 255)
         boxes.append(d)
     return ExplorerData(
@@ -232,6 +231,7 @@ def live_ranking(
     from reidlab.evaluation import pairwise_distance, rank_metrics
     from reidlab.evaluation.coverage import top_valid_matches
     from reidlab.evaluation.features import forward_features
+    from reidlab.resize import resize_batch, resize_mode_for
 
     if data.gallery is None:
         raise ValueError("live_ranking needs data with a gallery: load_explorer_data(gallery=N)")
@@ -248,7 +248,7 @@ def live_ranking(
     def feats(images):
         x = images
         if tuple(x.shape[-2:]) != size:
-            x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            x = resize_batch(x, size, resize_mode_for(model))
         with torch.no_grad():
             return forward_features(model.eval(), x, mean, std)
 

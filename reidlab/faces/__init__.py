@@ -11,7 +11,7 @@
 
 from reidlab.faces.base import Detector, DetectorError, available_detectors, build_detector
 from reidlab.faces.cache import boxes_by_path, detect_split, fail_closed_summary
-from reidlab.faces.dataset import dataset_boxes
+from reidlab.faces.dataset import dataset_boxes, dataset_face_maps
 from reidlab.faces.options import (
     DEFAULT_DETECTOR,
     DETECTOR_PARAMS,
@@ -32,6 +32,7 @@ __all__ = [
     "boxes_by_path",
     "build_detector",
     "dataset_boxes",
+    "dataset_face_maps",
     "detect_split",
     "detector_from_args",
     "detector_from_config",

@@ -108,6 +108,7 @@ class TrainConfig:
     resume: bool | str = False
     anonymizer: dict | None = None
     boxes: Any = None
+    face_maps: Any = None  # {abs_path: (h, w) map} for an anonymizer with mask="segmentation"
     max_faces: int = setting(4, "face boxes kept per image", **_POS)
     eval_every: int = setting(0, "also evaluate every N epochs (0: never)", low=0)
     final_eval: bool = setting(True, "evaluate on query/gallery after training")
@@ -126,10 +127,11 @@ class TrainConfig:
         check_config(self)
 
     def to_dict(self) -> dict:
-        """JSON-safe dict (a boxes dict is summarised as its image count)."""
+        """JSON-safe dict (a boxes or face-maps dict is summarised as its image count)."""
         d = dataclasses.asdict(self)
-        if isinstance(self.boxes, dict):
-            d["boxes"] = f"<dict of {len(self.boxes)} images>"
+        for name in ("boxes", "face_maps"):
+            if isinstance(getattr(self, name), dict):
+                d[name] = f"<dict of {len(getattr(self, name))} images>"
         return d
 
     @classmethod

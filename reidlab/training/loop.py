@@ -113,7 +113,7 @@ def _resolve_maps(cfg: TrainConfig):
     """Per-pixel face maps for an anonymizer with ``mask="segmentation"``: ``cfg.face_maps``
     (``{abs_path: (h, w)}``, set by :func:`reidlab.experiment.run_experiment`), else ``None``
     (the anonymizer then uses the boxes of every image: fail closed). Box masks get ``None``."""
-    maps = getattr(cfg, "face_maps", None)
+    maps = cfg.face_maps
     if cfg.anonymizer is None or cfg.anonymizer.get("mask") != "segmentation":
         return None
     if maps is None:
@@ -290,18 +290,29 @@ def _build_model(cfg: TrainConfig, num_classes: int, device, distributed: bool):
     return core, model
 
 
-def _build_loader(cfg: TrainConfig, samples, size, boxes, rank: int, world: int, cuda: bool):
-    """``(augment, PK sampler, DataLoader)`` over the relabelled train ``samples``."""
+def _build_loader(cfg: TrainConfig, samples, core, boxes, rank: int, world: int, cuda: bool):
+    """``(augment, PK sampler, DataLoader)`` over the relabelled train ``samples``, resized to
+    ``core``'s input the way it is evaluated (:func:`reidlab.resize.resize_mode_for`)."""
     from torch.utils.data import DataLoader
 
     from reidlab.loading import ReIDImageDataset
+    from reidlab.resize import resize_mode_for
     from reidlab.training.sampler import PKBatchSampler
     from reidlab.training.transforms import PairAugment
 
-    aug = PairAugment(size, flip_p=cfg.flip_p, pad=cfg.pad, seed=cfg.seed * 1000 + rank)
+    size, mode = core.input_size, resize_mode_for(core)
+    aug = PairAugment(
+        size, flip_p=cfg.flip_p, pad=cfg.pad, seed=cfg.seed * 1000 + rank, resize_mode=mode
+    )
     maps = _resolve_maps(cfg)
     data = ReIDImageDataset(
-        samples, size=size, boxes=boxes, max_faces=cfg.max_faces, transform=aug, maps=maps
+        samples,
+        size=size,
+        boxes=boxes,
+        max_faces=cfg.max_faces,
+        transform=aug,
+        maps=maps,
+        resize_mode=mode,
     )
     sampler = PKBatchSampler(
         [s.pid for s in samples],
@@ -383,9 +394,7 @@ def setup(cfg: TrainConfig) -> Run:
         from reidlab.anonymize import Anonymizer
 
         anonymizer = Anonymizer(**cfg.anonymizer).to(device)
-    aug, sampler, loader = _build_loader(
-        cfg, train_samples, core.input_size, boxes, rank, world, cuda
-    )
+    aug, sampler, loader = _build_loader(cfg, train_samples, core, boxes, rank, world, cuda)
     eraser = build_random_erasing(cfg.random_erasing)
     mean = torch.tensor(core.pixel_mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(core.pixel_std, device=device).view(1, 3, 1, 1)
