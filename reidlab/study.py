@@ -91,29 +91,48 @@ def run_study(
     kernel: str | None = None,
     keep_going: bool = True,
     threads: int | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Run ``notebooks`` (default: all) into ``runs_dir/run_id``; returns a summary dict
-    (also written as ``summary.json``, and as the run's ``report.md``) with each notebook's output
+    (also written as ``summary.json``, and as the run's report) with each notebook's output
     path, status and seconds, and the failed grid cells found in the notebooks' ``results.csv``.
+
+    Notebooks run ``workers`` at a time (default: one per available core), each kernel with
+    ``threads`` torch/OpenMP threads (default: the cores divided among them, so 1 on a 2-core
+    machine): :func:`reidlab.grid.plan`, the grid's plan. ``$OMP_NUM_THREADS``, when set, is the
+    caller's plan for the threads. Why single-threaded kernels side by side: a run's numbers
+    depend on its thread count (``docs/architecture.md``, "Same seed, same numbers"), so one
+    thread everywhere gives the same numbers on every machine; and two threads per kernel ran
+    6-12x slower when another process used a core, one thread about 1.6x slower than two on an
+    idle machine, which the second kernel wins back.
 
     A notebook that fails (a cell raises, its kernel dies) is recorded as ``failed`` with the
     error, and the remaining notebooks still run (``keep_going=False`` stops at the first one,
-    re-raising its error after writing the summary).
-
-    ``threads``: torch/OpenMP threads per kernel (default: :func:`notebook_threads`).
+    raising its error after writing the summary).
     """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm.auto import tqdm
+
+    from reidlab.errors import ReidlabError
+    from reidlab.grid import plan
     from reidlab.paths import runs_dir as default_runs_dir
 
     notebooks = list_notebooks() if notebooks is None else [Path(p) for p in notebooks]
     run_dir = Path(runs_dir or default_runs_dir()) / (run_id or new_run_id())
     run_dir.mkdir(parents=True, exist_ok=True)
-    threads = threads or notebook_threads()
+    preset = os.environ.get("OMP_NUM_THREADS", "")
+    if threads is None and preset.isdigit() and int(preset) > 0:
+        threads = int(preset)
+    parallel, threads = plan(len(notebooks), workers, threads)
     summary = {
         "run_dir": str(run_dir),
         "parameters": parameters or {},
         "threads": threads,
+        "parallel": parallel,
         "notebooks": [],
     }
+    jobs = []
     for nb in notebooks:
         # headless: notebooks with sliders render static figures instead
         params = (
@@ -121,33 +140,55 @@ def run_study(
             | dict(parameters or {})
             | dict((per_notebook or {}).get(nb.stem, {}))
         )
-        t0 = time.perf_counter()
-        entry = {"notebook": nb.name, "output": str(run_dir / nb.name)}
-        try:
-            with thread_env(threads):
-                run_notebook(nb, run_dir, params, kernel=kernel)
-            entry["status"] = "ok"
-        except Exception as e:  # papermill's PapermillExecutionError carries the cell and traceback
-            entry["status"] = "failed"
-            entry["error"] = describe_error(e)
-            if not keep_going:
-                entry["seconds"] = round(time.perf_counter() - t0, 1)
-                summary["notebooks"].append(entry)
-                _write_summary(run_dir, summary)
-                raise
-        entry["seconds"] = round(time.perf_counter() - t0, 1)
-        summary["notebooks"].append(entry)
+        jobs.append((nb, run_dir, params, kernel, threads, parallel == 1))
+    done: dict[int, dict] = {}
+
+    def finish(i: int, entry: dict) -> None:
+        done[i] = entry
+        summary["notebooks"] = [done[k] for k in sorted(done)]
         _write_summary(run_dir, summary)
+        if parallel > 1:
+            bar.update(1)
+            bar.write(f"{entry['status']:7s} {entry['seconds']:7.1f}s  {entry['notebook']}")
+        if entry["status"] != "ok" and not keep_going:
+            raise ReidlabError(f"{entry['notebook']}: {entry['error']}")
+
+    if parallel == 1:  # papermill's own cell progress bar shows
+        bar = None
+        for i, job in enumerate(jobs):
+            finish(i, _run_one(*job))
+        return summary
+    import multiprocessing as mp
+
+    bar = tqdm(total=len(jobs), desc=f"notebooks ({parallel} at a time, {threads} thread each)")
+    with ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn")) as pool:
+        pending = {pool.submit(_run_one, *job): i for i, job in enumerate(jobs)}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    finish(pending.pop(f), f.result())
+        finally:
+            for f in pending:
+                f.cancel()
+            bar.close()
     return summary
 
 
-def notebook_threads() -> int:
-    """Threads per notebook kernel: ``$OMP_NUM_THREADS`` when set (the caller has planned), else
-    every available core (:func:`reidlab.grid.plan`: kernels run one at a time)."""
-    from reidlab.grid import plan
-
-    preset = os.environ.get("OMP_NUM_THREADS", "")
-    return int(preset) if preset.isdigit() and int(preset) > 0 else plan(1)[1]
+def _run_one(nb: Path, run_dir: Path, params: dict, kernel, threads: int, progress: bool) -> dict:
+    """One notebook of a study run, with ``threads`` for its kernel: its summary entry (the
+    error as one line, so it crosses a process boundary whatever papermill raised)."""
+    t0 = time.perf_counter()
+    entry = {"notebook": nb.name, "output": str(Path(run_dir) / nb.name)}
+    try:
+        with thread_env(threads):
+            run_notebook(nb, run_dir, params, kernel=kernel, progress=progress)
+        entry["status"] = "ok"
+    except Exception as e:  # noqa: BLE001 (any failure of a notebook is recorded, the rest run)
+        entry["status"] = "failed"
+        entry["error"] = describe_error(e)
+    entry["seconds"] = round(time.perf_counter() - t0, 1)
+    return entry
 
 
 @contextlib.contextmanager

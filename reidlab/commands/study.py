@@ -26,7 +26,10 @@ def add_arguments(p) -> None:
         help="Dask scheduler (tcp://host:8786), or 'local' for a cluster started here",
     )
     grid.add_argument(
-        "--workers", type=positive_int, metavar="N", help="cells run at once (default: cores)"
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="grid cells or notebooks run at once (default: one per core)",
     )
     grid.add_argument(
         "--threads",
@@ -157,7 +160,7 @@ def run(args) -> int:
 
     if args.config:
         return run_config(args)
-    grid_only = [f for f in ("engine", "address", "workers") if getattr(args, f) is not None]
+    grid_only = [f for f in ("engine", "address") if getattr(args, f) is not None]
     if grid_only:
         from reidlab.errors import ReidlabError
 
@@ -178,6 +181,7 @@ def run(args) -> int:
         keep_going=args.keep_going,
         runs_dir=args.runs_dir,
         threads=args.threads,
+        workers=args.workers,
     )
     run_dir = Path(summary["run_dir"])
     for e in summary["notebooks"]:
@@ -190,7 +194,10 @@ def run(args) -> int:
             f"failed cell: {Path(c['results']).parent.name}: {c['model']} seed {c['seed']} {c['condition']}: "
             f"{c['error']}"
         )
-    print(f"executed notebooks and results are in {run_dir} ({summary['threads']} threads each)")
+    print(
+        f"executed notebooks and results are in {run_dir} ({summary['parallel']} at a time, "
+        f"{summary['threads']} threads each)"
+    )
     print_findings(summary)
     failed = [e for e in summary["notebooks"] if e["status"] != "ok"] + summary["failed_cells"]
     code = 1 if failed else 0
