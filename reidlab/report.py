@@ -271,7 +271,7 @@ def _fmt(v) -> str:
 # ------------------------------------------------------------------------- tables and pages
 
 
-def _md_table(df) -> str:
+def md_table(df) -> str:
     """A GitHub markdown table (pandas' to_markdown needs the extra ``tabulate`` package)."""
 
     def cell(v) -> str:
@@ -317,7 +317,7 @@ class _Page:
         )
 
     def table(self, df) -> None:
-        self.md += [_md_table(df), ""]
+        self.md += [md_table(df), ""]
         self.html.append(df.to_html(index=False, border=0, na_rep="", escape=True))
 
     def figure(self, png: Path) -> None:

@@ -348,7 +348,7 @@ def write_privacy_report(out_dir, curve, summary, recommendation, lines, figure=
     ``out_dir``; returns the paths."""
     from pathlib import Path
 
-    from reidlab.report import _md_table
+    from reidlab.report import md_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -364,13 +364,13 @@ def write_privacy_report(out_dir, curve, summary, recommendation, lines, figure=
     md = ["# Privacy: how identifiable faces stay after anonymization", ""]
     if figure:
         md += [f"![privacy-utility curve]({figure})", ""]
-    md += ["## At each method's default strength", "", _md_table(summary.round(3)), ""]
-    md += ["## Recommendation", "", _md_table(recommendation.round(3)), ""]
+    md += ["## At each method's default strength", "", md_table(summary.round(3)), ""]
+    md += ["## Recommendation", "", md_table(recommendation.round(3)), ""]
     md += ["## Findings", "", *[f"- {x}" for x in lines], ""]
     md += [
         "## Every point (fractions)",
         "",
-        _md_table(curve.drop(columns=["anonymizer"], errors="ignore").round(4)),
+        md_table(curve.drop(columns=["anonymizer"], errors="ignore").round(4)),
     ]
     paths["report"].write_text("\n".join(md) + "\n")
     return {k: str(v) for k, v in paths.items()}
