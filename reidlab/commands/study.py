@@ -196,7 +196,7 @@ def run(args) -> int:
         )
     print(
         f"executed notebooks and results are in {run_dir} ({summary['parallel']} at a time, "
-        f"{summary['threads']} threads each)"
+        f"{summary['threads']} thread{'s' if summary['threads'] != 1 else ''} each)"
     )
     print_findings(summary)
     failed = [e for e in summary["notebooks"] if e["status"] != "ok"] + summary["failed_cells"]
