@@ -279,7 +279,7 @@ def test_failing_cells_are_recorded_the_rest_completes_and_the_exit_code_is_1(
     assert "cells: 2, 2 with failures" in report
     assert "no_market" in (run / "report.html").read_text()
     assert "failed cell: market1501 tiny seed 0 original: DatasetError" in out
-    assert f"report: {run / 'report.md'}" in out
+    assert f"report: {run / 'report.html'} (markdown: {run / 'report.md'})" in out
     per_query = pd.read_parquet(run / "per_query.parquet")
     assert set(per_query["condition"]) == {"original", "zero", "zero (query only)"}
 
