@@ -290,6 +290,26 @@ def coverage_table(results):
     return out[[c for c in order if c in out.columns]].reset_index(drop=True)
 
 
+def timing_columns(results) -> list[str]:
+    """The wall-time columns of a results table (``runtime.*_seconds``,
+    ``runtime.images_per_second``): facts about the machine's load, not about the model."""
+    return [
+        c
+        for c in results.columns
+        if c.startswith("runtime.") and c.endswith(("_seconds", "_per_second"))
+    ]
+
+
+def write_results(results, out_dir) -> None:
+    """``results.csv`` without the wall-time columns (so two runs with the same seeds give
+    identical files) and ``timings.csv`` with them, keyed like the results rows."""
+    out = Path(out_dir)
+    timing = timing_columns(results)
+    keys = [c for c in ("dataset", "model", "seed", "condition") if c in results.columns]
+    results.drop(columns=timing).to_csv(out / "results.csv", index=False)
+    results[keys + timing].to_csv(out / "timings.csv", index=False)
+
+
 def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     """Run the grid; returns ``(results, per_query)`` DataFrames (also written to ``out_dir``).
 
@@ -476,7 +496,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True):
     if cfg.out_dir:
         out = Path(cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        results.to_csv(out / "results.csv", index=False)
+        write_results(results, out)
         coverage_table(results).to_csv(out / "coverage.csv", index=False)
         pq.to_parquet(out / "per_query.parquet", index=False)
         import json

@@ -230,6 +230,7 @@ def run_grid_study(
     """
     from dataclasses import asdict
 
+    from reidlab.experiment import write_results
     from reidlab.grid import run_cells
     from reidlab.grid_config import expand, load_grid, resolve_roots
     from reidlab.paths import runs_dir as default_runs_dir
@@ -262,7 +263,7 @@ def run_grid_study(
         progress=progress,
     )
     results, per_query = out["results"], out["per_query"]
-    results.to_csv(run_dir / "results.csv", index=False)
+    write_results(results, run_dir)
     per_query.to_parquet(run_dir / "per_query.parquet", index=False)
     plan = {k: out[k] for k in ("engine", "address", "parallel", "threads", "available_cores")}
     summary = {"run_dir": str(run_dir), "config": str(config), **plan, "cells": out["cells"]}

@@ -71,9 +71,24 @@ def test_rows_and_files(grid):
     assert (results["face_rate_query"] > 0).all()
     from pathlib import Path
 
-    assert {"results.csv", "per_query.parquet", "config.json"} <= {
+    assert {"results.csv", "timings.csv", "per_query.parquet", "config.json"} <= {
         p.name for p in Path(cfg.out_dir).iterdir()
     }
+    # wall times (machine load, not the model) go to timings.csv: same seeds, same results.csv
+    import pandas as pd
+
+    saved = pd.read_csv(Path(cfg.out_dir) / "results.csv")
+    timings = pd.read_csv(Path(cfg.out_dir) / "timings.csv")
+    assert "runtime.feature_seconds" in results.columns
+    assert not [c for c in saved.columns if c.endswith("_seconds")]
+    assert list(timings.columns) == [
+        "dataset",
+        "model",
+        "seed",
+        "condition",
+        *[c for c in results.columns if c in timings.columns and c.startswith("runtime.")],
+    ]
+    assert "runtime.images_per_second" in timings.columns and len(timings) == len(saved)
 
 
 def test_eval_settings_live_in_eval():
