@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from reidlab.plots import condition_kind, condition_order, method_of
+from reidlab.stats import PAIRED_STATS
 
 #: The reference study: Dietlmeier et al., "How important are faces for person
 #: re-identification?", ICPR 2020 (mAP and rank-1 in points).
@@ -39,14 +40,7 @@ _STAT_COLUMNS = {
     "n",
     "boot_seed",
     "n_boot",
-    "baseline_mean",
-    "condition_mean",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_wilcoxon",
-    "p_ttest",
-    "frac_worse",
+    *PAIRED_STATS,
     "p_holm",
     "significant",
     "relative_pct",

@@ -14,6 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
+# the statistics paired_difference computes for a pair of conditions (NaN when no query pairs)
+PAIRED_STATS = (
+    "baseline_mean",
+    "condition_mean",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_wilcoxon",
+    "p_ttest",
+    "frac_worse",
+)
+
 
 def paired_difference(
     baseline: np.ndarray,
@@ -48,19 +60,7 @@ def paired_difference(
     n = int(a.size)
     out = {"n": n, "boot_seed": seed, "n_boot": n_boot}
     if n == 0:
-        return out | {
-            k: float("nan")
-            for k in (
-                "baseline_mean",
-                "condition_mean",
-                "delta",
-                "ci_low",
-                "ci_high",
-                "p_wilcoxon",
-                "p_ttest",
-                "frac_worse",
-            )
-        }
+        return out | {k: float("nan") for k in PAIRED_STATS}
     d = b - a
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
